@@ -1,0 +1,48 @@
+"""Pydantic field types shared by the config models and the IPC messages: durations and names,
+validated with nerve's own parsers so the messages match everywhere."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import PlainValidator
+from pydantic_core import PydanticCustomError
+
+from ._durations import parse_duration
+from ._workspace import check_name
+
+
+def _duration(value: object) -> float:
+    parsed = parse_duration(value)
+    if not parsed.ok:
+        raise _error("duration", parsed.error)
+    return parsed.value
+
+
+def _positive_duration(value: object) -> float:
+    seconds = _duration(value)
+    if seconds <= 0:
+        raise _error("duration", f"duration must be greater than 0, got {value!r}")
+    return seconds
+
+
+def _optional_positive_duration(value: object) -> float | None:
+    return None if value is None else _positive_duration(value)
+
+
+def _name(value: object) -> str:
+    checked = check_name(value)
+    if not checked.ok:
+        raise _error("name", checked.error)
+    return checked.value
+
+
+Duration = Annotated[float, PlainValidator(_duration)]
+PositiveDuration = Annotated[float, PlainValidator(_positive_duration)]
+OptionalPositiveDuration = Annotated[float | None, PlainValidator(_optional_positive_duration)]
+Name = Annotated[str, PlainValidator(_name)]
+
+
+def _error(kind: str, message: str) -> PydanticCustomError:
+    # The message goes in as context: user text may hold braces the template would expand.
+    return PydanticCustomError(kind, "{message}", {"message": message})

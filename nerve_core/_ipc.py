@@ -1,0 +1,230 @@
+"""The daemon IPC protocol (CLI ↔ daemon): one JSON object per line each way, camelCase fields.
+
+Both ends import these models; no message is spelled as a dict literal anywhere else. The server
+parses each line with `parse_daemon_ipc_request`, which never raises: a malformed line becomes an
+`IpcError` with a code, answered with `error_response`, and the connection goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeAlias, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
+from pydantic.alias_generators import to_camel
+
+from ._fields import Name
+from ._result import Result, err, ok
+from .workflow import RunStatus
+
+MAX_LINE_BYTES = 1 << 20  # a longer line is refused, unread past this bound
+
+RequestId: TypeAlias = StrictStr | StrictInt
+
+
+class IpcErrorCode(StrEnum):
+    BAD_REQUEST = "bad_request"
+    UNKNOWN_TYPE = "unknown_type"
+    TOO_LARGE = "too_large"
+    UNKNOWN_SENSE = "unknown_sense"
+    UNKNOWN_WORKFLOW = "unknown_workflow"
+    UNKNOWN_RUN = "unknown_run"
+    UNAVAILABLE = "unavailable"  # e.g. the target's worker is in FATAL after a crash loop
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True, slots=True)
+class IpcError:
+    code: IpcErrorCode
+    message: str
+    id: RequestId | None = None
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+# -- requests -----------------------------------------------------------------------------------
+
+
+class _Request(_Message):
+    id: RequestId | None = None
+
+
+class TriggerWorkflowRequest(_Request):
+    type: Literal["trigger-workflow"] = "trigger-workflow"
+    workflow: Name
+    prompt: StrictStr = ""
+    max_rounds: Annotated[StrictInt, Field(ge=1)] | None = None
+    payload: Any = None
+
+
+class TriggerSenseRequest(_Request):
+    type: Literal["trigger-sense"] = "trigger-sense"
+    sense: Name
+
+
+class ListSensesRequest(_Request):
+    type: Literal["list-senses"] = "list-senses"
+
+
+class HealthRequest(_Request):
+    type: Literal["health"] = "health"
+
+
+class CancelWorkflowRequest(_Request):
+    type: Literal["cancel-workflow"] = "cancel-workflow"
+    run_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+
+
+DaemonRequest: TypeAlias = Annotated[
+    TriggerWorkflowRequest
+    | TriggerSenseRequest
+    | ListSensesRequest
+    | HealthRequest
+    | CancelWorkflowRequest,
+    Field(discriminator="type"),
+]
+_REQUESTS: TypeAdapter[DaemonRequest] = TypeAdapter(DaemonRequest)
+REQUEST_TYPES = (
+    "trigger-workflow",
+    "trigger-sense",
+    "list-senses",
+    "health",
+    "cancel-workflow",
+)
+
+
+# -- responses ----------------------------------------------------------------------------------
+
+
+class ErrorBody(_Message):
+    code: StrictStr
+    message: StrictStr
+
+
+class ErrorResponse(_Message):
+    ok: Literal[False] = False
+    id: RequestId | None = None
+    error: ErrorBody
+
+
+class OkResponse(_Message):
+    ok: Literal[True] = True
+    id: RequestId | None = None
+
+
+class TriggerWorkflowResponse(OkResponse):
+    run_id: StrictStr
+    status: RunStatus
+
+
+class SenseInfo(_Message):
+    name: StrictStr
+    group: StrictStr
+    worker_pid: StrictInt | None = None
+    state: StrictStr
+    last_run_at: StrictInt | None = None  # ms since the epoch, UTC
+    last_status: StrictStr | None = None
+    last_duration_ms: float | None = None
+    computes: StrictInt = 0
+    errors: StrictInt = 0
+
+
+class ListSensesResponse(OkResponse):
+    senses: list[SenseInfo]
+
+
+class WorkerInfo(_Message):
+    kind: Literal["sense-group", "workflow"]
+    name: StrictStr
+    pid: StrictInt | None = None
+    state: StrictStr
+    restarts: StrictInt = 0
+
+
+class HealthResponse(OkResponse):
+    pid: StrictInt
+    uptime_s: float
+    version: StrictStr
+    senses: StrictInt
+    workers: list[WorkerInfo]
+
+
+class CancelWorkflowResponse(OkResponse):
+    status: RunStatus
+
+
+Response = TypeVar("Response", bound=OkResponse)
+
+
+# -- functions ----------------------------------------------------------------------------------
+
+
+def parse_daemon_ipc_request(line: bytes | str) -> Result[DaemonRequest, IpcError]:
+    """The request on one line, or an `IpcError` (echoing the `id` when it could be read)."""
+    try:
+        raw = line.encode("utf-8") if isinstance(line, str) else line
+    except UnicodeEncodeError:
+        return err(IpcError(IpcErrorCode.BAD_REQUEST, "the line is not valid UTF-8"))
+    if len(raw) > MAX_LINE_BYTES:
+        return err(IpcError(IpcErrorCode.TOO_LARGE, f"a request line is limited to {MAX_LINE_BYTES} bytes"))
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return err(IpcError(IpcErrorCode.BAD_REQUEST, f"not valid JSON: {exc}"))
+    if not isinstance(data, dict):
+        return err(IpcError(IpcErrorCode.BAD_REQUEST, "a request must be a JSON object"))
+    request_id = data.get("id")
+    if isinstance(request_id, bool) or not isinstance(request_id, str | int):
+        request_id = None
+    kind = data.get("type")
+    if not isinstance(kind, str):
+        return err(IpcError(IpcErrorCode.BAD_REQUEST, 'a request needs a string field "type"', request_id))
+    if kind not in REQUEST_TYPES:
+        known = ", ".join(REQUEST_TYPES)
+        return err(IpcError(IpcErrorCode.UNKNOWN_TYPE, f'unknown request type "{kind[:64]}" (known: {known})', request_id))
+    try:
+        return ok(_REQUESTS.validate_python(data))
+    except ValidationError as exc:
+        return err(IpcError(IpcErrorCode.BAD_REQUEST, _describe(exc), request_id))
+
+
+def encode_message(message: _Message) -> bytes:
+    """One protocol line (with its newline) for a request or a response."""
+    return orjson.dumps(message.model_dump(mode="json", by_alias=True)) + b"\n"
+
+
+def error_response(error: IpcError) -> ErrorResponse:
+    return ErrorResponse(id=error.id, error=ErrorBody(code=error.code, message=error.message))
+
+
+def parse_daemon_ipc_response(
+    line: bytes, expected: type[Response]
+) -> Result[Response, ErrorBody]:
+    """The client's side: the `expected` response, or the daemon's error (or a protocol one)."""
+    try:
+        data = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return err(ErrorBody(code=IpcErrorCode.BAD_REQUEST, message=f"daemon sent invalid JSON: {exc}"))
+    try:
+        if isinstance(data, dict) and data.get("ok") is False:
+            return err(ErrorResponse.model_validate(data).error)
+        return ok(expected.model_validate(data))
+    except ValidationError as exc:
+        return err(ErrorBody(code=IpcErrorCode.BAD_REQUEST, message=f"unexpected response: {_describe(exc)}"))
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False)[:3]:
+        field = ".".join(str(part) for part in error["loc"][1:] or error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown field"
+        problems.append(f'"{field}": {message}' if field else message)
+    return "; ".join(problems)
