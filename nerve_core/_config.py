@@ -185,9 +185,13 @@ def load_nerve_config(path: Path) -> NerveConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError([ConfigIssue("", None, f"not valid UTF-8 ({exc.reason})", path.name)]) from None
+        raise ConfigError(
+            [ConfigIssue("", None, f"not valid UTF-8 ({exc.reason})", path.name)]
+        ) from None
     except OSError as exc:
-        raise ConfigError([ConfigIssue("", None, f"cannot read: {exc.strerror}", str(path))]) from None
+        raise ConfigError(
+            [ConfigIssue("", None, f"cannot read: {exc.strerror}", str(path))]
+        ) from None
     parsed = parse_nerve_config(text, path.name)
     if not parsed.ok:
         raise ConfigError(parsed.error.issues)
@@ -251,8 +255,11 @@ def _index_lines(
             key = str(key_node.value)
             child = (*path, key)
             if key in keys_seen:
-                issues.append(ConfigIssue(_format_path(child), key_node.start_mark.line + 1,
-                                          "duplicate key", filename))
+                issues.append(
+                    ConfigIssue(
+                        _format_path(child), key_node.start_mark.line + 1, "duplicate key", filename
+                    )
+                )
             keys_seen.add(key)
             lines.setdefault(child, key_node.start_mark.line + 1)
             _index_lines(value_node, child, lines, issues, filename, seen)
@@ -279,8 +286,11 @@ def _reflex_workflow_keys(
     for index, reflex in _reflex_items(data):
         if "workflow" in reflex:
             path: KeyPath = ("reflexes", index, "workflow")
-            issues.append(ConfigIssue(_format_path(path), _line(lines, path),
-                                      _REFLEX_WORKFLOW_MESSAGE, filename))
+            issues.append(
+                ConfigIssue(
+                    _format_path(path), _line(lines, path), _REFLEX_WORKFLOW_MESSAGE, filename
+                )
+            )
             del reflex["workflow"]  # reported above; not again as an unknown key
     return issues
 
@@ -295,17 +305,27 @@ def _unknown_references(
         sense = reflex.get("sense")
         if isinstance(sense, str) and check_name(sense).ok and sense not in declared:
             path: KeyPath = ("reflexes", index, "sense")
-            issues.append(ConfigIssue(_format_path(path), _line(lines, path),
-                                      f'unknown sense "{sense}": declare it under `senses:`',
-                                      filename))
+            issues.append(
+                ConfigIssue(
+                    _format_path(path),
+                    _line(lines, path),
+                    f'unknown sense "{sense}": declare it under `senses:`',
+                    filename,
+                )
+            )
         on = reflex.get("on")
         for position, source in enumerate(on if isinstance(on, list) else []):
             if isinstance(source, str) and check_name(source).ok and source not in declared:
                 path = ("reflexes", index, "on", position)
-                issues.append(ConfigIssue(_format_path(path), _line(lines, path),
-                                          f'unknown signal "{source}": signals are named after '
-                                          "the sense that emits them, and no sense has that name",
-                                          filename))
+                issues.append(
+                    ConfigIssue(
+                        _format_path(path),
+                        _line(lines, path),
+                        f'unknown signal "{source}": signals are named after '
+                        "the sense that emits them, and no sense has that name",
+                        filename,
+                    )
+                )
     return issues
 
 
@@ -323,8 +343,9 @@ def _from_validation_error(
     issues = []
     for error in exc.errors(include_url=False):
         loc: KeyPath = tuple(part for part in error["loc"] if part != "[key]")
-        issues.append(ConfigIssue(_format_path(loc), _line(lines, loc), _message(error, loc),
-                                  filename))
+        issues.append(
+            ConfigIssue(_format_path(loc), _line(lines, loc), _message(error, loc), filename)
+        )
     return issues
 
 
@@ -354,7 +375,9 @@ def _message(error: Any, loc: KeyPath) -> str:
 
 def _model_at(loc: KeyPath) -> type[BaseModel] | None:
     for pattern, model in _SECTION_MODELS.items():
-        if len(pattern) == len(loc) and all(p in ("*", part) for p, part in zip(pattern, loc, strict=True)):
+        if len(pattern) == len(loc) and all(
+            p in ("*", part) for p, part in zip(pattern, loc, strict=True)
+        ):
             return model
     return None
 

@@ -47,7 +47,7 @@ class ComputeRoute:
     invalid_directive: str | None = None
 
 
-def parse_sense_workflow_directive(text: str) -> Result[WorkflowDirective, str]:
+def parse_sense_workflow_directive(text: object) -> Result[WorkflowDirective, str]:
     """Parse `name|maxRounds|prompt`; the error says what is wrong with it."""
     if not isinstance(text, str):
         return err(f"a workflow directive must be a string, got {type(text).__name__}")
@@ -59,7 +59,9 @@ def parse_sense_workflow_directive(text: str) -> Result[WorkflowDirective, str]:
     if not checked.ok:
         return err(f"invalid workflow directive: {checked.error}")
     if not _ROUNDS.fullmatch(rounds) or int(rounds) < 1:
-        return err(f'invalid workflow directive: maxRounds "{_clip(rounds)}" is not a positive integer')
+        return err(
+            f'invalid workflow directive: maxRounds "{_clip(rounds)}" is not a positive integer'
+        )
     return ok(WorkflowDirective(workflow_name=name, max_rounds=int(rounds), prompt=prompt))
 
 

@@ -22,13 +22,17 @@ def parse_duration(value: object) -> Result[float, str]:
     typo like `1m1m` is caught rather than summed.
     """
     if isinstance(value, bool):
-        return err(f"invalid duration {_show(value)}: expected a number of seconds or e.g. 30s, 1m30s")
+        return err(
+            f"invalid duration {_show(value)}: expected a number of seconds or e.g. 30s, 1m30s"
+        )
     if isinstance(value, int | float):
         if not math.isfinite(value) or value < 0:
             return err(f"invalid duration {_show(value)}: must be a finite number >= 0")
         return ok(float(value))
     if not isinstance(value, str):
-        return err(f"invalid duration {_show(value)}: expected a number of seconds or e.g. 30s, 1m30s")
+        return err(
+            f"invalid duration {_show(value)}: expected a number of seconds or e.g. 30s, 1m30s"
+        )
     text = value.strip()
     if _BARE.fullmatch(text):
         return ok(float(text))

@@ -12,7 +12,15 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeAlias, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    TypeAdapter,
+    ValidationError,
+)
 from pydantic.alias_generators import to_camel
 
 from ._fields import Name
@@ -172,7 +180,9 @@ def parse_daemon_ipc_request(line: bytes | str) -> Result[DaemonRequest, IpcErro
     except UnicodeEncodeError:
         return err(IpcError(IpcErrorCode.BAD_REQUEST, "the line is not valid UTF-8"))
     if len(raw) > MAX_LINE_BYTES:
-        return err(IpcError(IpcErrorCode.TOO_LARGE, f"a request line is limited to {MAX_LINE_BYTES} bytes"))
+        return err(
+            IpcError(IpcErrorCode.TOO_LARGE, f"a request line is limited to {MAX_LINE_BYTES} bytes")
+        )
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -184,10 +194,18 @@ def parse_daemon_ipc_request(line: bytes | str) -> Result[DaemonRequest, IpcErro
         request_id = None
     kind = data.get("type")
     if not isinstance(kind, str):
-        return err(IpcError(IpcErrorCode.BAD_REQUEST, 'a request needs a string field "type"', request_id))
+        return err(
+            IpcError(IpcErrorCode.BAD_REQUEST, 'a request needs a string field "type"', request_id)
+        )
     if kind not in REQUEST_TYPES:
         known = ", ".join(REQUEST_TYPES)
-        return err(IpcError(IpcErrorCode.UNKNOWN_TYPE, f'unknown request type "{kind[:64]}" (known: {known})', request_id))
+        return err(
+            IpcError(
+                IpcErrorCode.UNKNOWN_TYPE,
+                f'unknown request type "{kind[:64]}" (known: {known})',
+                request_id,
+            )
+        )
     try:
         return ok(_REQUESTS.validate_python(data))
     except ValidationError as exc:
@@ -203,20 +221,24 @@ def error_response(error: IpcError) -> ErrorResponse:
     return ErrorResponse(id=error.id, error=ErrorBody(code=error.code, message=error.message))
 
 
-def parse_daemon_ipc_response(
-    line: bytes, expected: type[Response]
-) -> Result[Response, ErrorBody]:
+def parse_daemon_ipc_response(line: bytes, expected: type[Response]) -> Result[Response, ErrorBody]:
     """The client's side: the `expected` response, or the daemon's error (or a protocol one)."""
     try:
         data = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        return err(ErrorBody(code=IpcErrorCode.BAD_REQUEST, message=f"daemon sent invalid JSON: {exc}"))
+        return err(
+            ErrorBody(code=IpcErrorCode.BAD_REQUEST, message=f"daemon sent invalid JSON: {exc}")
+        )
     try:
         if isinstance(data, dict) and data.get("ok") is False:
             return err(ErrorResponse.model_validate(data).error)
         return ok(expected.model_validate(data))
     except ValidationError as exc:
-        return err(ErrorBody(code=IpcErrorCode.BAD_REQUEST, message=f"unexpected response: {_describe(exc)}"))
+        return err(
+            ErrorBody(
+                code=IpcErrorCode.BAD_REQUEST, message=f"unexpected response: {_describe(exc)}"
+            )
+        )
 
 
 def _describe(exc: ValidationError) -> str:

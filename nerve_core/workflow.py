@@ -93,10 +93,16 @@ class WorkflowDefinition:
         if not callable(self.moderator):
             raise UserModuleError("WorkflowDefinition.moderator must be a function")
         if not isinstance(self.roles, Mapping) or not self.roles:
-            raise UserModuleError("WorkflowDefinition.roles must map at least one role name to a function")
+            raise UserModuleError(
+                "WorkflowDefinition.roles must map at least one role name to a function"
+            )
         for name, role in self.roles.items():
             if not isinstance(name, str) or not name or name in (START, END):
-                raise UserModuleError(f"invalid role name {name!r}: a non-empty string other than START and END")
+                raise UserModuleError(
+                    f"invalid role name {name!r}: a non-empty string other than START and END"
+                )
             if not callable(role):
-                raise UserModuleError(f"role {name!r} must be a function, got {type(role).__name__}")
+                raise UserModuleError(
+                    f"role {name!r} must be a function, got {type(role).__name__}"
+                )
         object.__setattr__(self, "roles", MappingProxyType(dict(self.roles)))

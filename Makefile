@@ -1,0 +1,37 @@
+# The two set-up commands: `make run` and `make test`. Both create .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint types unit bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# The example workspace is this repository: nerve.yaml is a copy of nerve.yaml.example (refreshed
+# when the example changes), data/ and logs/ stay out of git.
+nerve.yaml: nerve.yaml.example
+	cp nerve.yaml.example nerve.yaml
+
+run: $(STAMP) nerve.yaml
+	@echo "nerve dev is not built yet: validating the example workspace instead."
+	$(BIN)/nerve --root . validate
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest
+
+test: lint types unit
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,3 @@
+from nerve_cli.app import main
+
+main()

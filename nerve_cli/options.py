@@ -1,0 +1,33 @@
+"""Options shared by every command, and the state the global ones leave for the subcommands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+RootOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="Workspace folder (default: NERVE_ROOT, else the nearest folder up with nerve.yaml).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@dataclass(slots=True)
+class CliState:
+    root: Path | None = None
+    debug: bool = False
+
+
+state = CliState()
+
+
+def workspace_root(root: Path | None) -> Path | None:
+    """The `--root` of the subcommand when given, else the one given to `nerve` itself."""
+    return root if root is not None else state.root

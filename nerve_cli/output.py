@@ -1,0 +1,77 @@
+"""Rendering, in one place: rich for people, plain text when stdout is not a terminal or NO_COLOR
+is set, JSON for scripts (`--json`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+
+def plain() -> bool:
+    return "NO_COLOR" in os.environ or not sys.stdout.isatty()
+
+
+@cache
+def console() -> Console:
+    from rich.console import Console
+
+    return Console(no_color=plain(), highlight=False, soft_wrap=True)
+
+
+@cache
+def error_console() -> Console:
+    from rich.console import Console
+
+    return Console(
+        stderr=True,
+        no_color="NO_COLOR" in os.environ or not sys.stderr.isatty(),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def print_json(data: Any) -> None:
+    import orjson
+
+    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def say(message: str) -> None:
+    """A line for people on stdout (rich markup allowed)."""
+    console().print(message)
+
+
+def print_error(message: str) -> None:
+    """An error, `error: ` first, on stderr; several lines stay as written."""
+    error_console().print(f"[bold red]error:[/] {_escape(message)}")
+
+
+def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    if plain():
+        widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) for i, c in enumerate(columns)]
+        lines = [
+            "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in [columns, *rows]
+        ]
+        sys.stdout.write("\n".join(lines) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(_escape(str(cell)) for cell in row))
+    console().print(table)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)

@@ -1,0 +1,1 @@
+"""Files `nerve init` copies into a new workspace (under files/)."""
