@@ -71,6 +71,11 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     console().print(table)
 
 
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`1 sense`, `2 senses`: a count with its noun in the right number."""
+    return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"
+
+
 def _escape(text: str) -> str:
     from rich.markup import escape
 

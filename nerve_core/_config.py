@@ -199,11 +199,13 @@ def load_nerve_config(path: Path) -> NerveConfig:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false, so `on:` and `no:` stay strings."""
+    """SafeLoader with YAML 1.2 booleans (only true/false, so `on:` and `no:` stay strings) and
+    no implicit dates (a date-like value stays the string it is)."""
 
 
+_DROPPED_TAGS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")
 _Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _DROPPED_TAGS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _Loader.add_implicit_resolver(
@@ -215,7 +217,10 @@ def _load_yaml(
     text: str, filename: str
 ) -> Result[tuple[Any, dict[KeyPath, int], list[ConfigIssue]], ConfigIssue]:
     """The data of `text`, the line of every key and item, and duplicate-key issues."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow, found up front
+        return err(_reader_issue(exc, text, filename))
     try:
         node = loader.get_single_node()
         if node is None:
@@ -229,12 +234,21 @@ def _load_yaml(
         line = mark.line + 1 if mark is not None else None
         problem = exc.problem or exc.context or "malformed YAML"
         return err(ConfigIssue("", line, f"invalid YAML: {problem}", filename))
+    except yaml.reader.ReaderError as exc:
+        return err(_reader_issue(exc, text, filename))
     except yaml.YAMLError as exc:
         return err(ConfigIssue("", None, f"invalid YAML: {exc}", filename))
     except RecursionError:
         return err(ConfigIssue("", None, "invalid YAML: nested too deeply", filename))
+    except (ValueError, OverflowError) as exc:  # a scalar its explicit tag cannot construct
+        return err(ConfigIssue("", None, f"invalid YAML value: {exc}", filename))
     finally:
         loader.dispose()
+
+
+def _reader_issue(exc: yaml.reader.ReaderError, text: str, filename: str) -> ConfigIssue:
+    line = text.count("\n", 0, exc.position) + 1
+    return ConfigIssue("", line, f"invalid YAML: {exc.reason}", filename)
 
 
 def _index_lines(

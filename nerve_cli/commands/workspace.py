@@ -74,7 +74,7 @@ def validate(
     from nerve_core.errors import ConfigError
 
     from ..module_check import ModuleTarget, check_modules
-    from ..output import error_console, print_json, say
+    from ..output import counted, error_console, print_json, say
     from ..workspace import find_workspace
 
     workspace = find_workspace(workspace_root(root))
@@ -88,18 +88,22 @@ def validate(
         targets = [ModuleTarget("sense", name) for name in config.senses]
         targets += [ModuleTarget("workflow", name) for name in config.workflows]
         problems = check_modules(workspace.root, targets, timeout=import_timeout)
-        groups = len(config.groups())
-        summary = (
-            f"{len(config.senses)} senses in {groups} groups, {len(config.reflexes)} reflexes, "
-            f"{len(config.workflows)} workflows"
+        groups = counted(len(config.groups()), "group")
+        summary = ", ".join(
+            (
+                f"{counted(len(config.senses), 'sense')} in {groups}",
+                counted(len(config.reflexes), "reflex", "reflexes"),
+                counted(len(config.workflows), "workflow"),
+            )
         )
     if as_json:
         print_json({"ok": not problems, "root": str(workspace.root), "problems": problems})
     elif problems:
         for problem in problems:
             error_console().print(problem, markup=False)
-        noun = "problem" if len(problems) == 1 else "problems"
-        error_console().print(f"{len(problems)} {noun} in {workspace.root}", markup=False)
+        error_console().print(
+            f"{counted(len(problems), 'problem')} in {workspace.root}", markup=False
+        )
     else:
         say(f"ok: {workspace.root}: {summary}")
     if problems:
