@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from nerve_core import NerveConfig, Overflow, load_nerve_config, parse_nerve_config
 from nerve_core.errors import ConfigError
 
+from ..strategies import json_values
+
 FULL = """\
 max_rounds: 40
 senses:
@@ -280,16 +282,6 @@ def test_load_nerve_config_reports_bytes_that_are_not_utf8(tmp_path: Path) -> No
         load_nerve_config(path)
 
 
-yaml_scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=12) | st.floats()
-yaml_values = st.recursive(
-    yaml_scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
-    ),
-    max_leaves=20,
-)
-
-
 @settings(max_examples=300)
 @given(st.text(max_size=200))
 def test_parse_nerve_config_never_raises_on_any_text(text: str) -> None:
@@ -303,11 +295,11 @@ def test_parse_nerve_config_never_raises_on_any_text(text: str) -> None:
     st.fixed_dictionaries(
         {},
         optional={
-            "senses": st.dictionaries(st.text(max_size=8), yaml_values, max_size=3),
-            "reflexes": st.lists(yaml_values, max_size=3),
-            "workflows": yaml_values,
-            "max_rounds": yaml_values,
-            "store": yaml_values,
+            "senses": st.dictionaries(st.text(max_size=8), json_values, max_size=3),
+            "reflexes": st.lists(json_values, max_size=3),
+            "workflows": json_values,
+            "max_rounds": json_values,
+            "store": json_values,
         },
     )
 )

@@ -25,6 +25,8 @@ from nerve_core import (
     parse_daemon_ipc_response,
 )
 
+from ..strategies import json_values
+
 
 def error_of(line: bytes | str) -> IpcError:
     parsed = parse_daemon_ipc_request(line)
@@ -139,15 +141,6 @@ def test_a_health_response_carries_workers() -> None:
     data = orjson.loads(encode_message(health))
     assert data["uptimeS"] == 2.5
     assert data["workers"][0]["pid"] == 7
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda inner: (
-        st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=10), inner, max_size=5)
-    ),
-    max_leaves=30,
-)
 
 
 @settings(max_examples=500)
