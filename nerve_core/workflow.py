@@ -47,6 +47,33 @@ class RunStatus(StrEnum):
         # `crashed` is recorded when a worker dies, and the run is resumed from it.
         return self not in (RunStatus.QUEUED, RunStatus.STARTED, RunStatus.CRASHED)
 
+    def can_become(self, new: RunStatus) -> bool:
+        """Whether the lifecycle allows going from this status to `new`."""
+        return new in _NEXT_STATUSES[self]
+
+
+_NEXT_STATUSES: dict[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.QUEUED: frozenset({RunStatus.STARTED, RunStatus.DROPPED, RunStatus.CANCELLED}),
+    RunStatus.STARTED: frozenset(
+        {
+            RunStatus.COMPLETED,
+            RunStatus.FAILED,
+            RunStatus.CRASHED,
+            RunStatus.INTERRUPTED,
+            RunStatus.CANCELLED,
+        }
+    ),
+    # A crashed run is resumed (started again), or ends if it cannot be.
+    RunStatus.CRASHED: frozenset(
+        {RunStatus.STARTED, RunStatus.FAILED, RunStatus.INTERRUPTED, RunStatus.CANCELLED}
+    ),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.INTERRUPTED: frozenset(),
+    RunStatus.DROPPED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class WorkflowMessage:

@@ -1,0 +1,111 @@
+"""Opening SQLite files through SQLAlchemy the way nerve needs them, in one place.
+
+- Writers: WAL, a busy timeout, `BEGIN IMMEDIATE` transactions that SQLAlchemy controls (the
+  driver's own implicit transactions are turned off, so DDL in a migration is transactional too).
+- Readers: `mode=ro`, `query_only`, and an authorizer that refuses every action but reading, so no
+  statement (not ATTACH, not PRAGMA, not a write hidden in a CTE) can turn a read-only handle into
+  a writer.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.pool import QueuePool
+
+from nerve_core.errors import StoreError
+
+BUSY_TIMEOUT_MS = 5000
+
+# Authorizer action codes that only read: everything else is denied on read-only handles.
+_READ_ACTIONS = {
+    sqlite3.SQLITE_SELECT,
+    sqlite3.SQLITE_READ,
+    sqlite3.SQLITE_FUNCTION,
+    sqlite3.SQLITE_RECURSIVE,
+}
+# PRAGMAs that read when given no argument (an argument would set them).
+_READ_PRAGMAS = {
+    "table_list",
+    "database_list",
+    "collation_list",
+    "function_list",
+    "pragma_list",
+    "compile_options",
+    "data_version",
+    "user_version",
+    "schema_version",
+    "page_count",
+    "page_size",
+    "freelist_count",
+    "journal_mode",
+    "encoding",
+    "integrity_check",
+    "quick_check",
+    "read_uncommitted",  # SQLAlchemy reads it when a connection is first made
+}
+# PRAGMAs whose argument names a table or index to describe: they read whatever it is.
+_DESCRIBE_PRAGMAS = {
+    "table_info",
+    "table_xinfo",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+}
+
+
+def open_writer(path: Path, *, synchronous: str = "normal") -> Engine:
+    """An engine over `path` (created if missing) for its one writer."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(f"sqlite+pysqlite:///{path}")
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy's "begin" event starts transactions
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        dbapi_connection.execute(f"PRAGMA synchronous = {_synchronous(synchronous)}")
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def open_reader(path: Path, *, what: str | None = None) -> Engine:
+    """A read-only engine over an existing `path`; `what` names it in the error if missing."""
+    if not path.is_file():
+        raise StoreError(f"{what or path}: {path} does not exist yet")
+    uri = f"file:{quote(str(path))}?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        connection = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        connection.isolation_level = None
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA query_only = 1")
+        connection.set_authorizer(_authorize_read)
+        return connection
+
+    return create_engine("sqlite+pysqlite://", creator=connect, poolclass=QueuePool)
+
+
+def _authorize_read(action: int, arg1: str | None, arg2: str | None, *_: Any) -> int:
+    if action in _READ_ACTIONS:
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA:
+        pragma = (arg1 or "").lower()
+        if pragma in _DESCRIBE_PRAGMAS or (pragma in _READ_PRAGMAS and arg2 is None):
+            return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def _synchronous(value: str) -> str:
+    if value.lower() not in ("normal", "full"):
+        raise StoreError(f'synchronous must be "normal" or "full", got "{value}"')
+    return value.upper()

@@ -1,0 +1,68 @@
+"""Content-addressed blobs: `data/blobs/<first 2 hex>/<remaining 62 hex>`, named by sha256.
+
+A write goes to a temp file in the blob's folder, is fsynced, and renamed into place, so a reader
+never sees a partial blob and concurrent writers of the same content are harmless (the last
+rename wins with identical bytes). A read verifies the digest: a blob changed on disk raises
+`BlobIntegrityError` instead of returning wrong bytes. Digests are validated before any path is
+built, so no input can name a file outside the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+from nerve_core.errors import BlobIntegrityError, StoreError
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+class BlobStore:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def write(self, data: bytes) -> str:
+        """Store `data`; return its lowercase sha256 hex digest."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise StoreError(f"a blob is bytes, got {type(data).__name__}")
+        digest = hashlib.sha256(data).hexdigest()
+        target = self._path_of(digest)
+        if target.is_file():
+            return digest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+        return digest
+
+    def read(self, digest: str) -> bytes:
+        """The bytes stored under `digest`; raise if missing or if they no longer match it."""
+        path = self._path_of(digest)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise StoreError(f"no blob {digest}") from None
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise BlobIntegrityError(
+                f"blob {digest} is corrupt: its content hashes to {actual} ({path})"
+            )
+        return data
+
+    def exists(self, digest: str) -> bool:
+        return self._path_of(digest).is_file()
+
+    def _path_of(self, digest: str) -> Path:
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            raise StoreError(f"invalid blob digest {digest!r}: expected 64 lowercase hex digits")
+        return self.path / digest[:2] / digest[2:]

@@ -1,0 +1,174 @@
+"""LogWriter: the one writer of logs.db, committing in groups on a thread of its own.
+
+Callers submit write operations and are answered only after the transaction holding them has
+committed: acknowledged means durable (to the `synchronous` level chosen in nerve.yaml). While
+one batch commits, the next accumulates, so under load many operations share one commit
+(group commit) and a single write still commits at once when the writer is idle.
+
+If a batch fails, its operations are retried one by one, so one bad operation (say, an illegal
+run transition) fails alone and the rest commit.
+
+The kernel awaits writes with `write_async` from its event loop; tests and tools use `write` or
+`submit` from threads. This module is the one bridge between the writer thread and the loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+from anyio.from_thread import run_sync as run_sync_from_thread
+from anyio.lowlevel import EventLoopToken, current_token
+
+from nerve_core.errors import StoreError
+
+from .log_store import AppendLogs, LogRow, LogStore, WriteOp
+
+_STOP = object()
+
+
+@dataclass(slots=True)
+class _Pending:
+    op: WriteOp
+    future: Future[None] = field(default_factory=Future)
+    event: anyio.Event | None = None
+
+
+@dataclass(slots=True)
+class WriterStats:
+    batches: int = 0
+    ops: int = 0
+    failed_ops: int = 0
+    largest_batch: int = 0
+
+
+class LogWriter:
+    def __init__(self, store: LogStore, *, max_batch: int = 10_000) -> None:
+        if not store.writable:
+            raise StoreError("the log writer needs a writable LogStore")
+        self.store = store
+        self.max_batch = max_batch
+        self.stats = WriterStats()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._token: EventLoopToken | None = None
+        self._closed = False
+
+    # -- lifetime ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="nerve-log-writer", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Commit everything submitted so far, then stop the thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    async def __aenter__(self) -> LogWriter:
+        self._token = current_token()
+        self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await anyio.to_thread.run_sync(self.close)
+
+    def __enter__(self) -> LogWriter:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def submit(self, op: WriteOp) -> Future[None]:
+        """Queue `op`; the future completes once it has committed (or failed)."""
+        return self._enqueue(_Pending(op)).future
+
+    def write(self, op: WriteOp) -> None:
+        """Queue `op` and block until it has committed; raise what failed it."""
+        self.submit(op).result()
+
+    def append(self, *rows: LogRow) -> Future[None]:
+        return self.submit(AppendLogs(rows))
+
+    async def write_async(self, op: WriteOp) -> None:
+        """From the event loop the writer was entered in: return once `op` has committed."""
+        if self._token is None:
+            raise StoreError("write_async needs the writer entered with `async with`")
+        pending = self._enqueue(_Pending(op, event=anyio.Event()))
+        assert pending.event is not None
+        await pending.event.wait()
+        pending.future.result()  # raises what failed the op
+
+    def _enqueue(self, pending: _Pending) -> _Pending:
+        if self._closed:
+            raise StoreError("the log writer is closed")
+        self.start()
+        self._queue.put(pending)
+        return pending
+
+    # -- the thread ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch: list[_Pending] = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._commit(batch)
+
+    def _commit(self, batch: Sequence[_Pending]) -> None:
+        self.stats.batches += 1
+        self.stats.ops += len(batch)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
+        try:
+            self.store.apply([pending.op for pending in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                self.stats.failed_ops += 1
+                batch[0].future.set_exception(exc)
+            else:
+                for pending in batch:  # isolate the failing operation(s)
+                    try:
+                        self.store.apply([pending.op])
+                    except Exception as single:
+                        self.stats.failed_ops += 1
+                        pending.future.set_exception(single)
+                    else:
+                        pending.future.set_result(None)
+        else:
+            for pending in batch:
+                pending.future.set_result(None)
+        events = [pending.event for pending in batch if pending.event is not None]
+        if events and self._token is not None:
+            with contextlib.suppress(anyio.RunFinishedError):  # the loop is gone: nobody waits
+                run_sync_from_thread(_set_all, events, token=self._token)
+
+
+def _set_all(events: list[anyio.Event]) -> None:
+    for event in events:
+        event.set()

@@ -1,0 +1,123 @@
+"""The tables of data/logs.db, defined once with SQLAlchemy Core, and their forward migrations.
+
+`logs` is append-only; `workflow_runs` holds one row per run, updated on each transition; `meta`
+holds the schema version and the archive watermark. A file written by an older release is
+brought forward by `migrate` step by step; a file from a newer release is refused rather than
+guessed at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    select,
+    text,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from nerve_core.errors import StoreError
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("ts", Integer, nullable=False),  # ms since the epoch, UTC
+    Column("source", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("ref_id", Text),
+    Column("payload", Text),  # JSON
+    Index("logs_ts", "ts"),
+    Index("logs_source", "source", "id"),
+    Index("logs_type", "type", "id"),
+    Index("logs_ref", "ref_id", "id", sqlite_where=text("ref_id IS NOT NULL")),
+    # AUTOINCREMENT: an id is never reused, even after the newest rows were archived, so an id
+    # names one row across logs.db and the archive forever.
+    sqlite_autoincrement=True,
+)
+
+workflow_runs = Table(
+    "workflow_runs",
+    metadata,
+    Column("run_id", String, primary_key=True),
+    Column("workflow", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("max_rounds", Integer, nullable=False),
+    Column("payload", Text),  # JSON: what the launching sense returned besides the directive
+    Column("origin", Text, nullable=False),  # the sense that launched it, or "cli"
+    Column("created_at", Integer, nullable=False),
+    Column("started_at", Integer),
+    Column("ended_at", Integer),
+    Column("updated_at", Integer, nullable=False),
+    Column("rounds", Integer, nullable=False, server_default="0"),
+    Column("error", Text),
+    Index("workflow_runs_status", "status", "created_at"),
+    Index("workflow_runs_workflow", "workflow", "created_at"),
+    Index("workflow_runs_created", "created_at"),
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+META_SCHEMA_VERSION = "schema_version"
+META_ARCHIVE_WATERMARK = "archive_watermark"  # ms: every row older than this is archived
+
+# Step n brings a file from version n to n + 1. Version 0 is an empty file.
+_MIGRATIONS: dict[int, Callable[[Connection], None]] = {
+    0: lambda connection: metadata.create_all(connection),
+}
+
+
+def schema_version(connection: Connection) -> int:
+    if not inspect(connection).has_table("meta"):
+        return 0
+    value = connection.execute(
+        select(meta.c.value).where(meta.c.key == META_SCHEMA_VERSION)
+    ).scalar()
+    return int(value) if value is not None else 0
+
+
+def migrate(connection: Connection) -> int:
+    """Bring the schema to `SCHEMA_VERSION` inside the caller's transaction; return the version
+    found before."""
+    found = schema_version(connection)
+    if found > SCHEMA_VERSION:
+        raise StoreError(
+            f"logs.db has schema version {found}, newer than this nerve understands "
+            f"({SCHEMA_VERSION}): upgrade nerve"
+        )
+    for version in range(found, SCHEMA_VERSION):
+        _MIGRATIONS[version](connection)
+    if found != SCHEMA_VERSION:
+        set_meta(connection, META_SCHEMA_VERSION, str(SCHEMA_VERSION))
+    return found
+
+
+def set_meta(connection: Connection, key: str, value: str) -> None:
+    upsert = sqlite_insert(meta).values(key=key, value=value)
+    connection.execute(
+        upsert.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value})
+    )
+
+
+def get_meta(connection: Connection, key: str) -> str | None:
+    value = connection.execute(select(meta.c.value).where(meta.c.key == key)).scalar()
+    return None if value is None else str(value)
