@@ -1,5 +1,55 @@
 """nerve_store: where nerve keeps what it promises not to lose.
 
-The log store over data/logs.db, the JSONL archive, the content-addressed blob store and the
-per-sense databases with their migrations (see DESIGN.md, "logs.db"). Built on nerve_core only.
+- `LogStore` over data/logs.db (append-only logs, workflow runs, meta) and `LogWriter`, its one
+  writer, committing in groups on its own thread;
+- `archive_logs`: old days to data/archive/logs/YYYY-MM-DD.jsonl, crash-safe and idempotent;
+- `BlobStore`: content-addressed blobs under data/blobs/;
+- sense databases with their migrations, and read-only handles no statement can write through.
+
+Built on nerve_core only.
 """
+
+from __future__ import annotations
+
+from .archive import ArchiveReport, archive_logs, read_archive_day
+from .blobs import BlobStore
+from .log_store import (
+    AppendLogs,
+    AppendMessage,
+    CreateRun,
+    LogRecord,
+    LogRow,
+    LogStore,
+    RunRecord,
+    SetMeta,
+    ThreadPage,
+    TransitionRun,
+    WriteOp,
+    now_ms,
+)
+from .log_writer import LogWriter
+from .sense_db import MigrationError, apply_migrations, open_sense_db, open_sense_db_readonly
+
+__all__ = [
+    "AppendLogs",
+    "AppendMessage",
+    "ArchiveReport",
+    "BlobStore",
+    "CreateRun",
+    "LogRecord",
+    "LogRow",
+    "LogStore",
+    "LogWriter",
+    "MigrationError",
+    "RunRecord",
+    "SetMeta",
+    "ThreadPage",
+    "TransitionRun",
+    "WriteOp",
+    "apply_migrations",
+    "archive_logs",
+    "now_ms",
+    "open_sense_db",
+    "open_sense_db_readonly",
+    "read_archive_day",
+]
