@@ -18,3 +18,8 @@ def no_leaked_processes() -> Iterator[None]:
         time.sleep(0.05)  # a process just killed may still be on its way out
     leaked = [f"{child.pid} {child.name()}" for child in children if child.is_running()]
     assert not leaked, f"the test left processes running: {leaked}"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from nerve_core.errors import BlobIntegrityError, StoreError
+from nerve_store import BlobStore
+
+
+def test_a_blob_is_stored_under_its_sha256_and_read_back(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path / "blobs")
+    digest = blobs.write(b"hello nerve")
+    assert digest == hashlib.sha256(b"hello nerve").hexdigest()
+    assert (tmp_path / "blobs" / digest[:2] / digest[2:]).read_bytes() == b"hello nerve"
+    assert blobs.exists(digest)
+    assert blobs.read(digest) == b"hello nerve"
+
+
+def test_writing_the_same_content_twice_keeps_one_file(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    assert blobs.write(b"x" * 1000) == blobs.write(b"x" * 1000)
+    assert len([p for p in tmp_path.rglob("*") if p.is_file()]) == 1
+
+
+def test_a_tampered_blob_is_detected_on_read(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    digest = blobs.write(b"original")
+    (tmp_path / digest[:2] / digest[2:]).write_bytes(b"tampered")
+    with pytest.raises(BlobIntegrityError, match="corrupt"):
+        blobs.read(digest)
+
+
+def test_a_missing_blob_is_a_store_error(tmp_path: Path) -> None:
+    blobs = BlobStore(tmp_path)
+    missing = hashlib.sha256(b"never written").hexdigest()
+    assert not blobs.exists(missing)
+    with pytest.raises(StoreError, match="no blob"):
+        blobs.read(missing)
+
+
+@pytest.mark.parametrize(
+    "digest",
+    ["../../etc/passwd", "ab/../../x", "A" * 64, "0" * 63, "0" * 65, "", "/" + "0" * 63, "g" * 64],
+)
+def test_a_digest_that_is_not_64_lowercase_hex_never_becomes_a_path(
+    tmp_path: Path, digest: str
+) -> None:
+    blobs = BlobStore(tmp_path)
+    with pytest.raises(StoreError, match="invalid blob digest"):
+        blobs.read(digest)
+    with pytest.raises(StoreError, match="invalid blob digest"):
+        blobs.exists(digest)
+
+
+def test_non_bytes_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="bytes"):
+        BlobStore(tmp_path).write("text")  # type: ignore[arg-type]
+
+
+def test_concurrent_writers_of_the_same_content_in_threads_and_processes(tmp_path: Path) -> None:
+    data = b"shared content " * 10_000
+    script = (
+        "import sys; from pathlib import Path; from nerve_store import BlobStore; "
+        "[BlobStore(Path(sys.argv[1])).write(b'shared content ' * 10_000) for _ in range(20)]"
+    )
+    children = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)]) for _ in range(3)]
+    blobs = BlobStore(tmp_path)
+    with ThreadPoolExecutor(4) as pool:
+        digests = set(pool.map(lambda _: blobs.write(data), range(40)))
+    assert all(child.wait(timeout=60) == 0 for child in children)
+    assert digests == {hashlib.sha256(data).hexdigest()}
+    assert blobs.read(digests.pop()) == data
+    assert [p.name for p in tmp_path.rglob(".tmp-*")] == []

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+
+from nerve_core import LogType, RunStatus
+from nerve_core.errors import StoreError
+from nerve_store import AppendLogs, CreateRun, LogRow, LogStore, LogWriter, TransitionRun
+
+
+def row(n: int) -> LogRow:
+    return LogRow("cpu", LogType.SIGNAL, {"n": n})
+
+
+def committed_count(path: Path) -> int:
+    """Rows visible to a fresh connection: what survives if this process died now."""
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as raw:
+        return int(raw.execute("SELECT count(*) FROM logs").fetchone()[0])
+
+
+def test_a_write_is_acknowledged_only_once_it_is_visible_to_other_connections(
+    store: LogStore,
+) -> None:
+    with LogWriter(store) as writer:
+        for n in range(50):
+            writer.write(AppendLogs([row(n)]))
+            assert committed_count(store.path) == n + 1
+
+
+def test_concurrent_writes_share_commits(store: LogStore) -> None:
+    with LogWriter(store) as writer:
+        futures = []
+        threads = [
+            threading.Thread(
+                target=lambda: futures.extend(writer.append(row(n)) for n in range(2000))
+            )
+            for _ in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for future in futures:
+            future.result(timeout=30)
+        assert writer.stats.ops == 8000
+        assert writer.stats.batches < writer.stats.ops / 5  # group commit happened
+    assert committed_count(store.path) == 8000
+
+
+def test_a_failing_operation_fails_alone_and_the_rest_of_its_batch_commits(store: LogStore) -> None:
+    writer = LogWriter(store)
+    good = [writer.append(row(n)) for n in range(100)]
+    bad = writer.submit(TransitionRun("no-such-run", RunStatus.STARTED))
+    more = [writer.append(row(n)) for n in range(100, 200)]
+    writer.close()
+    for future in good + more:
+        future.result(timeout=10)
+    with pytest.raises(StoreError, match="no workflow run"):
+        bad.result(timeout=10)
+    assert committed_count(store.path) == 200
+    assert writer.stats.failed_ops == 1
+
+
+def test_close_commits_everything_submitted_before_it(store: LogStore) -> None:
+    writer = LogWriter(store)
+    futures = [writer.append(row(n)) for n in range(5000)]
+    writer.close()
+    assert all(future.done() for future in futures)
+    assert committed_count(store.path) == 5000
+    with pytest.raises(StoreError, match="closed"):
+        writer.append(row(0))
+
+
+def test_a_read_only_store_cannot_be_given_a_writer(store: LogStore) -> None:
+    reader = LogStore.open_readonly(store.path)
+    try:
+        with pytest.raises(StoreError, match="writable"):
+            LogWriter(reader)
+    finally:
+        reader.close()
+
+
+@pytest.mark.anyio
+async def test_the_event_loop_awaits_commits_without_blocking(store: LogStore) -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await anyio.sleep(0)
+
+    async with LogWriter(store) as writer, anyio.create_task_group() as group:
+        group.start_soon(ticker)
+        await writer.write_async(CreateRun("r1", "cleanup", "p", 5, origin="cli"))
+        async with anyio.create_task_group() as writers:
+            for n in range(500):
+                writers.start_soon(writer.write_async, AppendLogs([row(n)]))
+        with pytest.raises(StoreError, match="cannot go from queued to completed"):
+            await writer.write_async(TransitionRun("r1", RunStatus.COMPLETED))
+        group.cancel_scope.cancel()
+    assert ticks > 0
+    assert committed_count(store.path) == 501  # 500 rows and the run's status row
+
+
+def test_readers_in_other_processes_never_block_or_fail_while_the_writer_writes(
+    store: LogStore,
+) -> None:
+    reader_script = (
+        "import sqlite3, sys, time\n"
+        "last = 0\n"
+        "deadline = time.monotonic() + 60\n"
+        "while time.monotonic() < deadline:\n"
+        "    c = sqlite3.connect(f'file:{sys.argv[1]}?mode=ro', uri=True)\n"
+        "    n = c.execute('SELECT count(*) FROM logs').fetchone()[0]\n"
+        "    c.close()\n"
+        "    assert n >= last, (n, last)\n"
+        "    last = n\n"
+        "    if n >= 20000: break\n"
+        "print(last)\n"
+    )
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", reader_script, str(store.path)], stdout=subprocess.PIPE
+        )
+        for _ in range(3)
+    ]
+    with LogWriter(store) as writer:
+        for batch in range(200):
+            writer.append(*(row(batch * 100 + n) for n in range(100)))
+            if batch % 20 == 0:
+                time.sleep(0.01)  # let the readers interleave with the commits
+    outputs = [reader.communicate(timeout=90)[0] for reader in readers]
+    assert all(reader.returncode == 0 for reader in readers)
+    assert [int(out) for out in outputs] == [20000, 20000, 20000]
