@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from .commands import sense, store, workflow
 from .commands import workspace as workspace_commands
 from .options import RootOption, state
 
@@ -34,6 +35,9 @@ def _global_options(
 
 
 workspace_commands.register(app)
+sense.register(app)
+workflow.register(app)
+store.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

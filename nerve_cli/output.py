@@ -71,6 +71,21 @@ def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequen
     console().print(table)
 
 
+def format_ts(ms: int | None) -> str:
+    """A timestamp (ms since the epoch) as local time, to the second."""
+    if ms is None:
+        return "-"
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def clip(text: str, width: int) -> str:
+    """`text` on one line, cut to `width` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
 def counted(count: int, noun: str, plural: str | None = None) -> str:
     """`1 sense`, `2 senses`: a count with its noun in the right number."""
     return f"{count} {noun}" if count == 1 else f"{count} {plural or noun + 's'}"

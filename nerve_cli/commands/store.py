@@ -1,0 +1,80 @@
+"""`nerve store`: maintenance of data/ (the log archive)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..options import JsonOption, RootOption, workspace_root
+
+DEFAULT_OLDER_THAN_S = 30 * 86_400
+
+app = typer.Typer(help="Maintain the stores under data/.", no_args_is_help=True)
+
+
+def register(parent: typer.Typer) -> None:
+    parent.add_typer(app, name="store")
+
+
+@app.command("archive")
+def archive(
+    root: RootOption = None,
+    older_than: Annotated[
+        str | None,
+        typer.Option(
+            "--older-than",
+            help="Archive whole UTC days older than this (default: store.archive_after, else 30d).",
+            show_default=False,
+        ),
+    ] = None,
+    vacuum: Annotated[bool, typer.Option("--vacuum", help="Compact logs.db afterwards.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Move old log rows to data/archive/logs/YYYY-MM-DD.jsonl (safe while the daemon runs)."""
+    from nerve_core import load_nerve_config, parse_duration
+    from nerve_core.errors import ConfigError
+    from nerve_store import archive_logs, now_ms
+
+    from ..output import format_ts, print_json, say
+    from ..workspace import find_workspace
+
+    workspace = find_workspace(workspace_root(root))
+    if older_than is None:
+        try:
+            configured = load_nerve_config(workspace.config_path).store.archive_after
+        except ConfigError:
+            configured = None
+        seconds = configured if configured is not None else DEFAULT_OLDER_THAN_S
+    else:
+        parsed = parse_duration(older_than)
+        if not parsed.ok:
+            raise typer.BadParameter(parsed.error, param_hint="--older-than")
+        seconds = parsed.value
+    if not workspace.logs_db.is_file():
+        say("nothing to archive: nerve has not written logs in this workspace yet")
+        return
+    report = archive_logs(
+        workspace.logs_db, workspace.archive_dir, now_ms() - round(seconds * 1000), vacuum=vacuum
+    )
+    if as_json:
+        print_json(
+            {
+                "days": report.days,
+                "rows": report.rows,
+                "boundary": report.boundary_ms,
+                "vacuumed": report.vacuumed,
+                "archiveDir": str(workspace.archive_dir),
+            }
+        )
+        return
+    where = workspace.relative(workspace.archive_dir)
+    if report.days:
+        say(
+            f"archived {report.rows} rows of {len(report.days)} days "
+            f"({report.days[0]} to {report.days[-1]}) to {where}/"
+        )
+    else:
+        say(f"nothing to archive: no rows before {format_ts(report.boundary_ms)}")
+    if report.vacuumed:
+        say("logs.db compacted")
