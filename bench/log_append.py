@@ -23,10 +23,10 @@ from pathlib import Path
 import orjson
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import median, percentile, print_table  # noqa: E402
+from _common import median, percentile, print_table
 
-from nerve_core import LogType  # noqa: E402
-from nerve_store import AppendLogs, LogRow, LogStore, LogWriter  # noqa: E402
+from nerve_core import LogType
+from nerve_store import AppendLogs, LogRow, LogStore, LogWriter
 
 QUICK = "--quick" in sys.argv
 ROWS = 50_000 if QUICK else 200_000
