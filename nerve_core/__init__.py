@@ -130,6 +130,30 @@ if TYPE_CHECKING:
     from ._result import Result as Result
     from ._result import err as err
     from ._result import ok as ok
+    from ._worker_protocol import (
+        ComputeRequest as ComputeRequest,
+    )
+    from ._worker_protocol import (
+        ComputeResult as ComputeResult,
+    )
+    from ._worker_protocol import (
+        SenseLog as SenseLog,
+    )
+    from ._worker_protocol import (
+        ShutdownRequest as ShutdownRequest,
+    )
+    from ._worker_protocol import (
+        WorkerMessage as WorkerMessage,
+    )
+    from ._worker_protocol import (
+        WorkerReady as WorkerReady,
+    )
+    from ._worker_protocol import (
+        decode_worker_message as decode_worker_message,
+    )
+    from ._worker_protocol import (
+        encode_worker_message as encode_worker_message,
+    )
     from ._workspace import (
         NAME_PATTERN as NAME_PATTERN,
     )
@@ -216,6 +240,16 @@ _EXPORTS = {
         "parse_daemon_ipc_response",
     ),
     "._result": ("Err", "Ok", "Result", "err", "ok"),
+    "._worker_protocol": (
+        "ComputeRequest",
+        "ComputeResult",
+        "SenseLog",
+        "ShutdownRequest",
+        "WorkerMessage",
+        "WorkerReady",
+        "decode_worker_message",
+        "encode_worker_message",
+    ),
     "._workspace": ("NAME_PATTERN", "Workspace", "check_name", "require_name"),
     ".workflow": (
         "DEFAULT_ENGINE_MAX_ROUNDS",
