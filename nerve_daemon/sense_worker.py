@@ -1,0 +1,260 @@
+"""The sense worker: the process of one sense group, forked from the fork server.
+
+It points its stdout and stderr at its output socket first (so nothing a sense prints can touch
+the protocol), loads each sense of the group (its `compute.py` and its database with migrations
+applied; a sense that fails to load is that sense's error, not the group's death), sends
+`WorkerReady`, then runs one compute at a time as the kernel asks. A reader thread watches the
+protocol socket: when the kernel's end closes, the worker exits at once, even mid-compute, so a
+dead kernel leaves no orphan behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import os
+import queue
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Engine
+
+from nerve_core import (
+    ComputeRequest,
+    ComputeResult,
+    SenseLog,
+    ShutdownRequest,
+    Signal,
+    TriggerKind,
+    WorkerMessage,
+    WorkerReady,
+    Workspace,
+    decode_worker_message,
+    encode_worker_message,
+    require_name,
+)
+from nerve_core.errors import NerveError
+from nerve_store import BlobStore, LogStore, open_sense_db, open_sense_db_readonly
+
+from .user_modules import load_sense_compute
+
+MAX_PAYLOAD_BYTES = 1 << 20
+
+
+class Channel:
+    """The worker's end of the protocol socket: sends from any thread, receives from a queue a
+    reader thread fills, and exits the process when the kernel's end closes."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._send_lock = threading.Lock()
+        self._inbox: queue.SimpleQueue[WorkerMessage] = queue.SimpleQueue()
+        threading.Thread(target=self._read, name="nerve-worker-reader", daemon=True).start()
+
+    def send(self, message: WorkerMessage) -> None:
+        line = encode_worker_message(message)
+        with self._send_lock:
+            try:
+                self._sock.sendall(line)
+            except OSError:
+                os._exit(0)  # the kernel is gone
+
+    def receive(self) -> WorkerMessage:
+        return self._inbox.get()
+
+    def _read(self) -> None:
+        with self._sock.makefile("rb") as lines:
+            for line in lines:
+                decoded = decode_worker_message(line)
+                if not decoded.ok:
+                    print(f"nerve worker: {decoded.error}", file=sys.stderr, flush=True)
+                    os._exit(3)
+                self._inbox.put(decoded.value)
+        os._exit(0)  # EOF: the kernel is gone; do not outlive it
+
+
+class SenseContext:
+    """The `ctx` a compute receives (DESIGN.md, "Sense contract")."""
+
+    def __init__(
+        self, runtime: SenseRuntime, name: str, trigger: TriggerKind, signal: Signal | None
+    ) -> None:
+        self.name = name
+        self.trigger = trigger
+        self.signal = signal
+        self._runtime = runtime
+
+    @property
+    def db(self) -> Engine:
+        """This sense's own database, read-write, migrations applied."""
+        return self._runtime.engines[self.name]
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._runtime.blobs
+
+    @property
+    def logs(self) -> LogStore:
+        """Read-only queries on logs.db."""
+        return self._runtime.logs()
+
+    def peer(self, name: str) -> Engine:
+        """Another sense's database, read-only."""
+        return self._runtime.peer(name)
+
+    def log(self, level: str, message: str, **fields: Any) -> None:
+        """A row in logs.db (type `sense.log`) with this sense as its source."""
+        safe = orjson.loads(orjson.dumps(fields, default=repr))
+        self._runtime.channel.send(SenseLog(self.name, str(level), str(message), safe))
+
+
+class SenseRuntime:
+    def __init__(self, workspace: Workspace, channel: Channel) -> None:
+        self.workspace = workspace
+        self.channel = channel
+        self.blobs = BlobStore(workspace.blobs_dir)
+        self.computes: dict[str, Callable[..., Any]] = {}
+        self.engines: dict[str, Engine] = {}
+        self.errors: dict[str, str] = {}
+        self._peers: dict[str, Engine] = {}
+        self._logs: LogStore | None = None
+        self._loop: asyncio.Runner | None = None
+
+    def load(self, senses: list[str]) -> None:
+        for name in senses:
+            try:
+                self.computes[name] = load_sense_compute(self.workspace, name)
+                self.engines[name] = open_sense_db(self.workspace, name)
+            except NerveError as exc:
+                self.errors[name] = str(exc)
+
+    def peer(self, name: str) -> Engine:
+        require_name(name, "sense name")
+        if name not in self._peers:
+            self._peers[name] = open_sense_db_readonly(self.workspace, name)
+        return self._peers[name]
+
+    def logs(self) -> LogStore:
+        if self._logs is None:
+            self._logs = LogStore.open_readonly(self.workspace.logs_db)
+        return self._logs
+
+    def compute(self, request: ComputeRequest) -> ComputeResult:
+        started = time.monotonic()
+        error = self.errors.get(request.sense)
+        function = self.computes.get(request.sense)
+        if error is not None or function is None:
+            return ComputeResult(
+                request.id,
+                request.sense,
+                False,
+                error=error or f"sense {request.sense!r} is not in this group",
+                started_mono=started,
+            )
+        ctx = SenseContext(self, request.sense, request.trigger, request.signal)
+        try:
+            value = function(ctx)
+            if inspect.isawaitable(value):
+                value = self._run_async(value)
+            _check_payload(value)
+        except (Exception, SystemExit) as exc:
+            return ComputeResult(
+                request.id,
+                request.sense,
+                False,
+                error=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+                started_mono=started,
+                duration_ms=(time.monotonic() - started) * 1000,
+            )
+        return ComputeResult(
+            request.id,
+            request.sense,
+            True,
+            value=value,
+            started_mono=started,
+            duration_ms=(time.monotonic() - started) * 1000,
+        )
+
+    def _run_async(self, awaitable: Awaitable[Any]) -> Any:
+        if self._loop is None:
+            self._loop = asyncio.Runner()
+
+        async def wait() -> Any:
+            return await awaitable
+
+        return self._loop.run(wait())
+
+    def close(self) -> None:
+        for engine in (*self.engines.values(), *self._peers.values()):
+            engine.dispose()
+        if self._logs is not None:
+            self._logs.close()
+        if self._loop is not None:
+            self._loop.close()
+
+
+class PayloadError(TypeError):
+    pass
+
+
+def _check_payload(value: Any) -> None:
+    """A compute's return must be JSON as nerve stores it: no NaN or infinity (orjson would turn
+    them into null silently), no cycles, no other types, and at most 1 MiB."""
+    try:
+        encoded = orjson.dumps(value)
+    except TypeError as exc:
+        raise PayloadError(
+            f"compute returned a value that is not JSON-serialisable: {exc}"
+        ) from None
+    if len(encoded) > MAX_PAYLOAD_BYTES:
+        raise PayloadError(
+            f"compute returned {len(encoded)} bytes of JSON; the limit is {MAX_PAYLOAD_BYTES}"
+        )
+    if b"null" in encoded and _has_non_finite(value):
+        raise PayloadError("compute returned NaN or infinity, which JSON cannot hold")
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_non_finite(item) for item in value)
+    return False
+
+
+def main(args: dict[str, Any], proto_fd: int, output_fd: int) -> int:
+    """Entry point in the forked child: `args` holds `root`, `group` and `senses`."""
+    os.dup2(output_fd, 1)
+    os.dup2(output_fd, 2)
+    os.close(output_fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel decides when workers stop
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    channel = Channel(socket.socket(fileno=proto_fd))
+    runtime = SenseRuntime(Workspace(Path(args["root"])), channel)
+    runtime.load(list(args["senses"]))
+    channel.send(WorkerReady(os.getpid(), runtime.errors))
+    while True:
+        match channel.receive():
+            case ComputeRequest() as request:
+                channel.send(runtime.compute(request))
+            case ShutdownRequest():
+                break
+            case other:
+                print(f"nerve worker: unexpected message {other!r}", file=sys.stderr, flush=True)
+                return 3
+    runtime.close()
+    return 0
