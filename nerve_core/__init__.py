@@ -14,183 +14,88 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._config import (
         ConfigIssue as ConfigIssue,
-    )
-    from ._config import (
         ConfigIssues as ConfigIssues,
-    )
-    from ._config import (
         NerveConfig as NerveConfig,
-    )
-    from ._config import (
         Overflow as Overflow,
-    )
-    from ._config import (
         ReflexConfig as ReflexConfig,
-    )
-    from ._config import (
         SenseConfig as SenseConfig,
-    )
-    from ._config import (
         StoreConfig as StoreConfig,
-    )
-    from ._config import (
         Synchronous as Synchronous,
-    )
-    from ._config import (
         WorkflowConfig as WorkflowConfig,
-    )
-    from ._config import (
         load_nerve_config as load_nerve_config,
-    )
-    from ._config import (
         parse_nerve_config as parse_nerve_config,
     )
     from ._directive import (
         ComputeRoute as ComputeRoute,
-    )
-    from ._directive import (
         RouteKind as RouteKind,
-    )
-    from ._directive import (
         WorkflowDirective as WorkflowDirective,
-    )
-    from ._directive import (
         parse_sense_workflow_directive as parse_sense_workflow_directive,
-    )
-    from ._directive import (
         route_sense_compute_output as route_sense_compute_output,
     )
-    from ._durations import format_duration as format_duration
-    from ._durations import parse_duration as parse_duration
-    from ._events import LogType as LogType
-    from ._events import Signal as Signal
-    from ._events import TriggerKind as TriggerKind
+    from ._durations import (
+        format_duration as format_duration,
+        parse_duration as parse_duration,
+    )
+    from ._events import (
+        LogType as LogType,
+        Signal as Signal,
+        TriggerKind as TriggerKind,
+        WorkerState as WorkerState,
+    )
     from ._ipc import (
         MAX_LINE_BYTES as MAX_LINE_BYTES,
-    )
-    from ._ipc import (
         CancelWorkflowRequest as CancelWorkflowRequest,
-    )
-    from ._ipc import (
         CancelWorkflowResponse as CancelWorkflowResponse,
-    )
-    from ._ipc import (
         DaemonRequest as DaemonRequest,
-    )
-    from ._ipc import (
         ErrorResponse as ErrorResponse,
-    )
-    from ._ipc import (
         HealthRequest as HealthRequest,
-    )
-    from ._ipc import (
         HealthResponse as HealthResponse,
-    )
-    from ._ipc import (
         IpcError as IpcError,
-    )
-    from ._ipc import (
         IpcErrorCode as IpcErrorCode,
-    )
-    from ._ipc import (
         ListSensesRequest as ListSensesRequest,
-    )
-    from ._ipc import (
         ListSensesResponse as ListSensesResponse,
-    )
-    from ._ipc import (
         SenseInfo as SenseInfo,
-    )
-    from ._ipc import (
         TriggerSenseRequest as TriggerSenseRequest,
-    )
-    from ._ipc import (
         TriggerWorkflowRequest as TriggerWorkflowRequest,
-    )
-    from ._ipc import (
         TriggerWorkflowResponse as TriggerWorkflowResponse,
-    )
-    from ._ipc import (
         WorkerInfo as WorkerInfo,
-    )
-    from ._ipc import (
         encode_message as encode_message,
-    )
-    from ._ipc import (
         error_response as error_response,
-    )
-    from ._ipc import (
         parse_daemon_ipc_request as parse_daemon_ipc_request,
-    )
-    from ._ipc import (
         parse_daemon_ipc_response as parse_daemon_ipc_response,
     )
-    from ._result import Err as Err
-    from ._result import Ok as Ok
-    from ._result import Result as Result
-    from ._result import err as err
-    from ._result import ok as ok
+    from ._result import (
+        Err as Err,
+        Ok as Ok,
+        Result as Result,
+        err as err,
+        ok as ok,
+    )
     from ._worker_protocol import (
         ComputeRequest as ComputeRequest,
-    )
-    from ._worker_protocol import (
         ComputeResult as ComputeResult,
-    )
-    from ._worker_protocol import (
         SenseLog as SenseLog,
-    )
-    from ._worker_protocol import (
         ShutdownRequest as ShutdownRequest,
-    )
-    from ._worker_protocol import (
         WorkerMessage as WorkerMessage,
-    )
-    from ._worker_protocol import (
         WorkerReady as WorkerReady,
-    )
-    from ._worker_protocol import (
         decode_worker_message as decode_worker_message,
-    )
-    from ._worker_protocol import (
         encode_worker_message as encode_worker_message,
     )
     from ._workspace import (
         NAME_PATTERN as NAME_PATTERN,
-    )
-    from ._workspace import (
         Workspace as Workspace,
-    )
-    from ._workspace import (
         check_name as check_name,
-    )
-    from ._workspace import (
         require_name as require_name,
     )
     from .workflow import (
         DEFAULT_ENGINE_MAX_ROUNDS as DEFAULT_ENGINE_MAX_ROUNDS,
-    )
-    from .workflow import (
         END as END,
-    )
-    from .workflow import (
         START as START,
-    )
-    from .workflow import (
         Moderator as Moderator,
-    )
-    from .workflow import (
         Role as Role,
-    )
-    from .workflow import (
         RoleContext as RoleContext,
-    )
-    from .workflow import (
         RunStatus as RunStatus,
-    )
-    from .workflow import (
         WorkflowDefinition as WorkflowDefinition,
-    )
-    from .workflow import (
         WorkflowMessage as WorkflowMessage,
     )
 
@@ -216,7 +121,7 @@ _EXPORTS = {
         "route_sense_compute_output",
     ),
     "._durations": ("format_duration", "parse_duration"),
-    "._events": ("LogType", "Signal", "TriggerKind"),
+    "._events": ("LogType", "Signal", "TriggerKind", "WorkerState"),
     "._ipc": (
         "MAX_LINE_BYTES",
         "CancelWorkflowRequest",

@@ -26,6 +26,16 @@ class TriggerKind(StrEnum):
     STARTUP = "startup"
 
 
+class WorkerState(StrEnum):
+    """A worker's state, in supervisor's words."""
+
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    BACKOFF = "BACKOFF"  # exited unexpectedly; respawning after a delay
+    FATAL = "FATAL"  # crash loop: respawn stopped
+    STOPPED = "STOPPED"
+
+
 class LogType(StrEnum):
     """The closed set of `logs.type` values; writers and readers use these, never literals."""
 
