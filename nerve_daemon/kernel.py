@@ -1,0 +1,283 @@
+"""Kernel: the composition root. It builds the parts from the config, starts them in order, and
+stops them in reverse; it holds no scheduling, routing or storage logic of its own.
+
+Start: the worker pool (its fork server is started before any thread of the kernel's), then the
+log writer (the kernel is the only writer of logs.db), the signal bus, one supervised worker per
+sense group, and the reflex scheduler. Stop: the scheduler stops starting computes and lets those
+in flight finish, the groups shut their workers down (bounded, then killed), and the log writer
+drains last.
+
+Embedding::
+
+    kernel = Kernel(load_nerve_config(root / "nerve.yaml"), root)
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)      # returns once the kernel is ready
+        kernel.trigger_sense("cpu-usage")
+        print(kernel.health())
+        kernel.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from nerve_core import (
+    HealthResponse,
+    LogType,
+    NerveConfig,
+    SenseInfo,
+    SenseLog,
+    Signal,
+    TriggerKind,
+    WorkerInfo,
+    Workspace,
+)
+from nerve_core.errors import NerveError
+from nerve_store import AppendLogs, LogRow, LogStore, LogWriter, now_ms
+
+from .reflex_scheduler import Clock, Decision, ReflexScheduler, Trigger
+from .sense_group import KERNEL_SOURCE, ComputeOutcome, GroupPolicy, SenseGroup
+from .sense_outcomes import OutcomeRouter
+from .signal_bus import SignalBus
+from .worker_pool import WorkerPool
+
+log = logging.getLogger("nerve")
+
+
+class UnknownSense(NerveError):
+    pass
+
+
+@dataclass
+class KernelOptions:
+    group_policy: GroupPolicy = field(default_factory=GroupPolicy)
+    stop_timeout_s: float = 10.0
+    clock: Clock | None = None
+    # Observers, called in the kernel's loop: every row as it is recorded, every compute outcome.
+    on_row: Callable[[LogRow], None] | None = None
+    on_compute: Callable[[str, Trigger, ComputeOutcome], None] | None = None
+    on_output: Callable[[str, str], None] | None = None  # a worker's printed line, by worker name
+
+
+class Kernel:
+    def __init__(
+        self, config: NerveConfig, root: Path, options: KernelOptions | None = None
+    ) -> None:
+        self.config = config
+        self.workspace = Workspace(Path(root).absolute())
+        self.options = options or KernelOptions()
+        self.ready = anyio.Event()
+        self.groups: dict[str, SenseGroup] = {}
+        self._group_of: dict[str, SenseGroup] = {}
+        self._writer: LogWriter | None = None
+        self._scheduler: ReflexScheduler | None = None
+        self._router: OutcomeRouter | None = None
+        self._stop = anyio.Event()
+        self._started_at = 0.0
+        self._pool: WorkerPool | None = None
+
+    # -- lifetime --------------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Run until `stop()`; `task_status.started()` (and `ready`) once every part is up."""
+        self._started_at = time.monotonic()
+        async with WorkerPool(on_output=self.options.on_output) as pool:
+            self._pool = pool
+            store = LogStore.open(self.workspace.logs_db, synchronous=self.config.store.synchronous)
+            try:
+                async with LogWriter(store) as writer:
+                    self._writer = writer
+                    await self._run_parts(pool, task_status)
+            finally:
+                store.close()
+
+    def stop(self) -> None:
+        """Ask the kernel to stop gracefully; `run()` returns when it has."""
+        self._stop.set()
+
+    async def _run_parts(self, pool: WorkerPool, task_status: TaskStatus[None]) -> None:
+        bus = SignalBus()
+        self._router = OutcomeRouter(self.config, self._record, bus.publish)
+        for group_name, senses in self.config.groups().items():
+            group = SenseGroup(
+                group_name,
+                list(senses),
+                self.workspace.root,
+                pool,
+                self._record,
+                self._on_sense_log,
+                self.options.group_policy,
+            )
+            self.groups[group_name] = group
+            for sense in senses:
+                self._group_of[sense] = group
+        scheduler = ReflexScheduler(self.config, self._execute, self.options.clock)
+        self._scheduler = scheduler
+        for source, subscribers in scheduler.subscriptions().items():
+            for sense in subscribers:
+                bus.subscribe(source, _on_signal(scheduler, sense))
+        self._record(
+            LogRow(
+                KERNEL_SOURCE,
+                LogType.KERNEL_START,
+                {
+                    "pid": os.getpid(),
+                    "senses": len(self.config.senses),
+                    "groups": list(self.groups),
+                },
+            )
+        )
+        async with anyio.create_task_group() as parts:
+            await parts.start(bus.run)
+            groups = [await _Tracked.start(parts, group.run) for group in self.groups.values()]
+            with anyio.move_on_after(self.options.group_policy.ready_timeout_s):
+                for group in self.groups.values():
+                    await group.first_start.wait()
+            scheduling = await _Tracked.start(parts, scheduler.run)
+            self.ready.set()
+            task_status.started()
+            await self._stop.wait()
+            log.info("stopping: letting computes in flight finish")
+            scheduler.close()
+            await scheduling.finish(self.options.stop_timeout_s)
+            for group in self.groups.values():
+                await group.stop()
+            for tracked in groups:
+                await tracked.finish(self.options.stop_timeout_s)
+            parts.cancel_scope.cancel()
+        self._record(LogRow(KERNEL_SOURCE, LogType.KERNEL_STOP, {"pid": os.getpid()}))
+
+    # -- the API ---------------------------------------------------------------------------------
+
+    def trigger_sense(self, name: str) -> Decision | None:
+        """Queue a manual compute of sense `name`."""
+        if name not in self.config.senses:
+            raise UnknownSense(f'no sense "{name}" in nerve.yaml')
+        if self._scheduler is None:
+            raise NerveError("the kernel is not running")
+        return self._scheduler.request(name, Trigger(TriggerKind.MANUAL))
+
+    def list_senses(self) -> list[SenseInfo]:
+        infos = []
+        for name, sense in self.config.senses.items():
+            group = self._group_of.get(name)
+            stats = self._router.stats[name] if self._router is not None else None
+            infos.append(
+                SenseInfo(
+                    name=name,
+                    group=sense.group,
+                    worker_pid=group.worker.pid
+                    if group and group.worker and group.worker.alive
+                    else None,
+                    state=str(group.state) if group else "STOPPED",
+                    last_run_at=stats.last_run_at if stats else None,
+                    last_status=stats.last_status if stats else None,
+                    last_duration_ms=stats.last_duration_ms if stats else None,
+                    computes=stats.computes if stats else 0,
+                    errors=stats.errors if stats else 0,
+                )
+            )
+        return infos
+
+    def health(self) -> HealthResponse:
+        workers = [
+            WorkerInfo(
+                kind="sense-group",
+                name=name,
+                pid=group.worker.pid if group.worker and group.worker.alive else None,
+                state=str(group.state),
+                restarts=group.restarts,
+            )
+            for name, group in self.groups.items()
+        ]
+        return HealthResponse(
+            pid=os.getpid(),
+            uptime_s=round(time.monotonic() - self._started_at, 3),
+            version=_version(),
+            senses=len(self.config.senses),
+            workers=workers,
+        )
+
+    # -- wiring ----------------------------------------------------------------------------------
+
+    async def _execute(self, sense: str, trigger: Trigger) -> None:
+        group = self._group_of[sense]
+        timeout = self.config.senses[sense].timeout
+        outcome = await group.compute(sense, trigger.kind, trigger.signal, timeout)
+        if self.options.on_compute is not None:
+            self.options.on_compute(sense, trigger, outcome)
+        assert self._router is not None
+        await self._router.handle(sense, trigger, outcome)
+
+    def _record(self, row: LogRow) -> None:
+        if row.ts is None:
+            row = LogRow(row.source, row.type, row.payload, row.ref_id, now_ms())
+        assert self._writer is not None
+        self._writer.submit(AppendLogs([row])).add_done_callback(_report_write_failure)
+        if self.options.on_row is not None:
+            self.options.on_row(row)
+
+    def _on_sense_log(self, message: SenseLog) -> None:
+        payload = {"level": message.level, "message": message.message, "fields": message.fields}
+        self._record(LogRow(message.sense, LogType.SENSE_LOG, payload))
+
+
+def _on_signal(scheduler: ReflexScheduler, sense: str) -> Callable[[Signal], None]:
+    def deliver(signal: Signal) -> None:
+        scheduler.request(sense, Trigger(TriggerKind.SIGNAL, signal))
+
+    return deliver
+
+
+class _Tracked:
+    """A part's task, with a way to wait for it to end and to cut it short."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.scope = anyio.CancelScope()
+
+    @classmethod
+    async def start(cls, group: TaskGroup, run: Callable[..., Awaitable[None]]) -> _Tracked:
+        tracked = cls()
+        await group.start(tracked._run, run)
+        return tracked
+
+    async def _run(
+        self, run: Callable[..., Awaitable[None]], *, task_status: TaskStatus[None]
+    ) -> None:
+        try:
+            with self.scope:
+                await run(task_status=task_status)
+        finally:
+            self.done.set()
+
+    async def finish(self, timeout: float) -> None:
+        """Wait up to `timeout` for the task to end on its own, then cancel it."""
+        with anyio.move_on_after(timeout, shield=True):
+            await self.done.wait()
+        self.scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await self.done.wait()
+
+
+def _report_write_failure(future: Future[None]) -> None:
+    exception = future.exception()
+    if exception is not None:
+        log.error("a log row could not be written: %s", exception)
+
+
+def _version() -> str:
+    try:
+        return version("nerve")
+    except PackageNotFoundError:
+        return "unknown"

@@ -1,0 +1,196 @@
+"""ReflexScheduler: decides when each sense computes (DESIGN.md, "Scheduling semantics").
+
+- Interval reflexes fire first `grace_period` after start, then every `interval` on a fixed grid
+  measured from the schedule, not from the end of the last compute (no drift; missed ticks are
+  skipped, not burst).
+- `on` reflexes, manual triggers and interval ticks all arrive as `request()`.
+- Coalesce: a sense has at most one compute in flight and one pending; a trigger arriving while
+  one is in flight or pending merges into the pending one (the newest trigger's details win).
+- Throttle: compute starts of a sense are at least `throttle` apart; a trigger inside the window
+  becomes the pending compute, run when the window ends.
+- Grace: triggers before `grace_period` has passed are held and run once at its end.
+
+Each decision carries a reason code (`Decision`) at the point it is made, for `nerve explain`.
+The scheduler only decides; running a compute is the `execute` callback's job. Time comes from an
+injected `Clock`, so tests can control it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import anyio
+from anyio.abc import TaskStatus
+
+from nerve_core import NerveConfig, Signal, TriggerKind
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+
+    async def sleep_until(self, deadline: float) -> None: ...
+
+
+class AnyioClock:
+    """The event loop's monotonic clock (the same clock as `time.monotonic()` on asyncio)."""
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    async def sleep_until(self, deadline: float) -> None:
+        await anyio.sleep_until(deadline)
+
+
+class Decision(StrEnum):
+    RAN = "ran"
+    THROTTLED = "throttled"
+    COALESCED = "coalesced"
+    HELD_BY_GRACE = "held_by_grace"
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    kind: TriggerKind
+    signal: Signal | None = None
+    scheduled: float | None = None  # the clock time an interval tick was due
+
+
+Execute = Callable[[str, Trigger], Awaitable[None]]
+
+
+class _SenseState:
+    def __init__(self, name: str, throttle: float, grace: float) -> None:
+        self.name = name
+        self.throttle = throttle
+        self.grace = grace
+        self.pending: Trigger | None = None
+        self.in_flight = False
+        self.last_start: float | None = None
+        self.wake = anyio.Event()
+        self.waiting: anyio.CancelScope | None = None
+        self.decisions: dict[Decision, int] = dict.fromkeys(Decision, 0)
+
+
+class ReflexScheduler:
+    def __init__(
+        self,
+        config: NerveConfig,
+        execute: Execute,
+        clock: Clock | None = None,
+        on_decision: Callable[[str, Trigger, Decision], None] | None = None,
+    ) -> None:
+        self._config = config
+        self._execute = execute
+        self._clock = clock or AnyioClock()
+        self._on_decision = on_decision
+        self._states = {
+            name: _SenseState(name, sense.throttle, sense.grace_period)
+            for name, sense in config.senses.items()
+        }
+        self._start = 0.0
+        self._closing = False
+        self._ticks: anyio.CancelScope | None = None
+
+    def subscriptions(self) -> dict[str, list[str]]:
+        """For each signal source, the senses whose `on` reflexes list it."""
+        subscribers: dict[str, list[str]] = {}
+        for reflex in self._config.reflexes:
+            for source in reflex.on:
+                targets = subscribers.setdefault(source, [])
+                if reflex.sense not in targets:
+                    targets.append(reflex.sense)
+        return subscribers
+
+    def decisions(self, sense: str) -> dict[Decision, int]:
+        return dict(self._states[sense].decisions)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        """Schedule until `close()`; return once the computes in flight have finished."""
+        self._start = self._clock.now()
+        async with anyio.create_task_group() as group:
+            for state in self._states.values():
+                group.start_soon(self._sense_loop, state)
+            with anyio.CancelScope() as self._ticks:
+                async with anyio.create_task_group() as ticks:
+                    for reflex in self._config.reflexes:
+                        if reflex.interval is not None:
+                            grace = self._config.senses[reflex.sense].grace_period
+                            ticks.start_soon(
+                                self._interval_loop, reflex.sense, reflex.interval, grace
+                            )
+                    task_status.started()
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        """Stop scheduling: no new compute starts; those in flight finish."""
+        self._closing = True
+        if self._ticks is not None:
+            self._ticks.cancel()
+        for state in self._states.values():
+            state.wake.set()
+            if state.waiting is not None:
+                state.waiting.cancel()  # a sleep for grace or throttle ends now
+
+    def request(self, sense: str, trigger: Trigger) -> Decision | None:
+        """Ask for a compute of `sense`; say what became of the request (None once closed)."""
+        if self._closing:
+            return None
+        state = self._states[sense]
+        now = self._clock.now()
+        if now < self._start + state.grace:
+            decision = Decision.HELD_BY_GRACE
+        elif state.in_flight or state.pending is not None:
+            decision = Decision.COALESCED
+        elif state.last_start is not None and now < state.last_start + state.throttle:
+            decision = Decision.THROTTLED
+        else:
+            decision = Decision.RAN
+        state.pending = trigger
+        state.decisions[decision] += 1
+        state.wake.set()
+        if self._on_decision is not None:
+            self._on_decision(sense, trigger, decision)
+        return decision
+
+    async def _sense_loop(self, state: _SenseState) -> None:
+        with anyio.CancelScope() as waiting:
+            state.waiting = waiting
+            await self._clock.sleep_until(self._start + state.grace)
+        while not self.is_closing():
+            while state.pending is None and not self.is_closing():
+                await state.wake.wait()
+                state.wake = anyio.Event()
+            if self.is_closing():
+                return
+            if state.last_start is not None and state.throttle > 0:
+                with anyio.CancelScope() as waiting:
+                    state.waiting = waiting
+                    await self._clock.sleep_until(state.last_start + state.throttle)
+                if self.is_closing():
+                    return
+            trigger, state.pending = state.pending, None
+            assert trigger is not None
+            state.in_flight = True
+            state.last_start = self._clock.now()
+            try:
+                await self._execute(state.name, trigger)
+            finally:
+                state.in_flight = False
+
+    async def _interval_loop(self, sense: str, interval: float, grace: float) -> None:
+        deadline = self._start + grace
+        kind = TriggerKind.STARTUP
+        while True:
+            await self._clock.sleep_until(deadline)
+            self.request(sense, Trigger(kind, scheduled=deadline))
+            kind = TriggerKind.INTERVAL
+            deadline += interval
+            behind = self._clock.now() - deadline
+            if behind > 0:  # stay on the grid: skip the ticks that were missed
+                deadline += math.ceil(behind / interval) * interval

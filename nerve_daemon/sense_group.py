@@ -1,0 +1,298 @@
+"""SenseGroup: one sense group's worker, kept alive, running one compute at a time.
+
+The group owns a queue of computes for its senses and a supervised worker process. It runs each
+compute under its sense's timeout; a compute over its timeout is abandoned: the worker is killed
+and respawned, and what is queued runs on the new worker. A worker that dies unexpectedly is
+respawned after a short backoff; 5 such exits within 60 s stop the respawning (FATAL), logged as
+`worker.crash_loop`. The group reports each compute's `ComputeOutcome` to whoever asked for it;
+turning outcomes into log rows and signals is the outcome router's job.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import anyio
+from anyio.abc import TaskStatus
+
+from nerve_core import (
+    ComputeRequest,
+    ComputeResult,
+    LogType,
+    SenseLog,
+    ShutdownRequest,
+    Signal,
+    TriggerKind,
+    WorkerReady,
+    WorkerState,
+)
+from nerve_core.errors import ProtocolError
+from nerve_store import LogRow
+
+from .worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
+
+log = logging.getLogger("nerve")
+
+KERNEL_SOURCE = "kernel"
+
+
+class OutcomeKind(StrEnum):
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    CRASH = "crash"
+    UNAVAILABLE = "unavailable"  # the group is FATAL or stopping: the compute did not run
+
+
+@dataclass(frozen=True, slots=True)
+class ComputeOutcome:
+    kind: OutcomeKind
+    result: ComputeResult | None = None
+    detail: str | None = None
+
+
+class ExitReason(StrEnum):
+    CRASH = "crash"
+    START_FAILED = "start_failed"
+    TIMEOUT = "timeout"
+    LIMIT = "limit"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupPolicy:
+    crash_limit: int = 5
+    crash_window_s: float = 60.0
+    ready_timeout_s: float = 30.0
+    stop_timeout_s: float = 5.0
+    backoff_first_s: float = 0.1
+    backoff_max_s: float = 5.0
+
+
+class _Job:
+    def __init__(self, request: ComputeRequest, timeout: float) -> None:
+        self.request = request
+        self.timeout = timeout
+        self.outcome: ComputeOutcome | None = None
+        self.done = anyio.Event()
+
+    def finish(self, outcome: ComputeOutcome) -> None:
+        if self.outcome is None:
+            self.outcome = outcome
+            self.done.set()
+
+
+class SenseGroup:
+    def __init__(
+        self,
+        name: str,
+        senses: list[str],
+        root: Path,
+        pool: WorkerPool,
+        record: Callable[[LogRow], None],
+        on_sense_log: Callable[[SenseLog], None],
+        policy: GroupPolicy | None = None,
+    ) -> None:
+        self.name = name
+        self.senses = senses
+        self.root = root
+        self.state = WorkerState.STOPPED
+        self.worker: WorkerProcess | None = None
+        self.restarts = 0
+        self.load_errors: dict[str, str] = {}
+        self._pool = pool
+        self._record = record
+        self._on_sense_log = on_sense_log
+        self._policy = policy or GroupPolicy()
+        self._ids = itertools.count(1)
+        self._jobs_in, self._jobs_out = anyio.create_memory_object_stream[_Job](math.inf)
+        self._current: _Job | None = None
+        self._crashes: collections.deque[float] = collections.deque()
+        self._stopping = anyio.Event()
+        self.first_start = anyio.Event()  # set once the first worker is up, or failed to come up
+
+    # -- what the scheduler calls ----------------------------------------------------------------
+
+    async def compute(
+        self, sense: str, trigger: TriggerKind, signal: Signal | None, timeout: float
+    ) -> ComputeOutcome:
+        """Queue a compute of `sense` and wait for its outcome."""
+        if self.state is WorkerState.FATAL:
+            return ComputeOutcome(OutcomeKind.UNAVAILABLE, detail="the group's worker is FATAL")
+        if self._stopping.is_set():
+            return ComputeOutcome(OutcomeKind.UNAVAILABLE, detail="the group is stopping")
+        job = _Job(ComputeRequest(next(self._ids), sense, trigger, signal), timeout)
+        await self._jobs_in.send(job)
+        await job.done.wait()
+        assert job.outcome is not None
+        return job.outcome
+
+    async def stop(self) -> None:
+        """Finish the compute in flight, then shut the worker down; what is queued is dropped."""
+        self._stopping.set()
+        await self._jobs_in.aclose()
+
+    # -- supervision -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while not self._stopping.is_set():
+            reason = await self._run_one_worker()
+            if reason is ExitReason.STOPPED or self._stopping.is_set():
+                break
+            if reason in (ExitReason.TIMEOUT, ExitReason.LIMIT):
+                self.restarts += 1
+                continue  # a deliberate kill: respawn at once, not a crash
+            now = anyio.current_time()
+            self._crashes.append(now)
+            while self._crashes and self._crashes[0] < now - self._policy.crash_window_s:
+                self._crashes.popleft()
+            if len(self._crashes) >= self._policy.crash_limit:
+                self._enter_fatal()
+                await self._stopping.wait()
+                break
+            self.state = WorkerState.BACKOFF
+            delay = min(
+                self._policy.backoff_first_s * 2 ** (len(self._crashes) - 1),
+                self._policy.backoff_max_s,
+            )
+            with anyio.move_on_after(delay):
+                await self._stopping.wait()
+            self.restarts += 1
+        if self.state is not WorkerState.FATAL:
+            self.state = WorkerState.STOPPED
+
+    async def _run_one_worker(self) -> ExitReason:
+        self.state = WorkerState.STARTING
+        args = {"root": str(self.root), "group": self.name, "senses": self.senses}
+        try:
+            worker = await self._pool.spawn("sense", f"group:{self.name}", args)
+        except WorkerStartError as exc:
+            log.error("group %s: %s", self.name, exc)
+            self.first_start.set()
+            return ExitReason.START_FAILED
+        self.worker = worker
+        try:
+            with anyio.fail_after(self._policy.ready_timeout_s):
+                ready = await worker.receive()
+            if not isinstance(ready, WorkerReady):
+                raise ProtocolError(f"expected ready, got {type(ready).__name__}")
+        except (TimeoutError, WorkerExited, ProtocolError) as exc:
+            worker.kill()
+            code = await worker.wait()
+            self._record_exit(worker, code, ExitReason.START_FAILED, str(exc))
+            self.first_start.set()
+            return ExitReason.START_FAILED
+        self.state = WorkerState.RUNNING
+        self.first_start.set()
+        self.load_errors = dict(ready.errors)
+        self._record(
+            LogRow(
+                KERNEL_SOURCE,
+                LogType.WORKER_START,
+                {"group": self.name, "pid": worker.pid, "senses": self.senses},
+            )
+        )
+        for sense, error in ready.errors.items():
+            self._record(LogRow(sense, LogType.COMPUTE_ERROR, {"phase": "load", "error": error}))
+        reason = await self._serve(worker)
+        if worker.alive and reason is not ExitReason.STOPPED:
+            worker.kill()
+        code = await worker.wait()
+        self._record_exit(worker, code, reason, None)
+        return reason
+
+    async def _serve(self, worker: WorkerProcess) -> ExitReason:
+        reason = ExitReason.CRASH
+        async with anyio.create_task_group() as group:
+
+            async def watch_exit() -> None:
+                await worker.wait()
+                group.cancel_scope.cancel()
+
+            group.start_soon(watch_exit)
+            reason = await self._work(worker)
+            group.cancel_scope.cancel()
+        if self._current is not None:  # the worker died under a compute
+            job, self._current = self._current, None
+            code = worker.exit_code
+            job.finish(ComputeOutcome(OutcomeKind.CRASH, detail=f"worker exited with code {code}"))
+        return reason
+
+    async def _work(self, worker: WorkerProcess) -> ExitReason:
+        while True:
+            try:
+                job = await self._jobs_out.receive()
+            except anyio.EndOfStream:
+                return await self._shut_down(worker)
+            self._current = job
+            try:
+                await worker.send(job.request)
+                with anyio.move_on_after(job.timeout) as deadline:
+                    result = await self._result_of(worker, job.request.id)
+            except (WorkerExited, ProtocolError) as exc:
+                log.warning("group %s: %s", self.name, exc)
+                worker.kill()
+                await worker.wait()
+                return ExitReason.CRASH
+            self._current = None
+            if deadline.cancelled_caught:
+                job.finish(ComputeOutcome(OutcomeKind.TIMEOUT, detail=f"over {job.timeout:g}s"))
+                worker.kill()
+                return ExitReason.TIMEOUT
+            kind = OutcomeKind.OK if result.ok else OutcomeKind.ERROR
+            job.finish(ComputeOutcome(kind, result))
+
+    async def _result_of(self, worker: WorkerProcess, request_id: int) -> ComputeResult:
+        while True:
+            message = await worker.receive()
+            if isinstance(message, SenseLog):
+                self._on_sense_log(message)
+            elif isinstance(message, ComputeResult) and message.id == request_id:
+                return message
+            else:
+                raise ProtocolError(f"unexpected {type(message).__name__} from group {self.name}")
+
+    async def _shut_down(self, worker: WorkerProcess) -> ExitReason:
+        try:
+            await worker.send(ShutdownRequest())
+        except WorkerExited:
+            return ExitReason.STOPPED
+        with anyio.move_on_after(self._policy.stop_timeout_s):
+            await worker.wait()
+        worker.kill()
+        return ExitReason.STOPPED
+
+    def _enter_fatal(self) -> None:
+        self.state = WorkerState.FATAL
+        count, window = self._policy.crash_limit, self._policy.crash_window_s
+        message = f"group {self.name}: {count} worker exits within {window:g}s; respawn stopped"
+        log.error(message)
+        self._record(
+            LogRow(
+                KERNEL_SOURCE,
+                LogType.WORKER_CRASH_LOOP,
+                {"group": self.name, "exits": count, "window_s": window},
+            )
+        )
+        while True:  # what was queued cannot run: answer it now
+            try:
+                job = self._jobs_out.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+            job.finish(ComputeOutcome(OutcomeKind.UNAVAILABLE, detail=message))
+
+    def _record_exit(
+        self, worker: WorkerProcess, code: int, reason: ExitReason, detail: str | None
+    ) -> None:
+        payload = {"group": self.name, "pid": worker.pid, "code": code, "reason": str(reason)}
+        if detail:
+            payload["detail"] = detail
+        self._record(LogRow(KERNEL_SOURCE, LogType.WORKER_EXIT, payload))

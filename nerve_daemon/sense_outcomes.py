@@ -1,0 +1,128 @@
+"""What becomes of a compute's outcome: log rows, signals, workflow launches, per-sense figures.
+
+Every outcome is logged as DESIGN.md lists: `signal` (with its payload), `compute.error` (with
+the traceback), `compute.timeout`, `compute.crash`, `workflow.launch`, and `directive.invalid`
+when a `workflow` key was not a valid directive. A `None` return is counted but leaves no row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nerve_core import (
+    LogType,
+    NerveConfig,
+    RouteKind,
+    Signal,
+    WorkflowDirective,
+    route_sense_compute_output,
+)
+from nerve_store import LogRow, now_ms
+
+from .reflex_scheduler import Trigger
+from .sense_group import ComputeOutcome, OutcomeKind
+
+Launch = Callable[[str, WorkflowDirective, Any], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class SenseStats:
+    computes: int = 0
+    errors: int = 0
+    signals: int = 0
+    last_run_at: int | None = None  # ms since the epoch, UTC
+    last_status: str | None = None
+    last_duration_ms: float | None = None
+
+
+class OutcomeRouter:
+    def __init__(
+        self,
+        config: NerveConfig,
+        record: Callable[[LogRow], None],
+        publish: Callable[[Signal], Awaitable[None]],
+        launch: Launch | None = None,
+    ) -> None:
+        self._config = config
+        self._record = record
+        self._publish = publish
+        self._launch = launch
+        self.stats = {name: SenseStats() for name in config.senses}
+
+    async def handle(self, sense: str, trigger: Trigger, outcome: ComputeOutcome) -> None:
+        stats = self.stats[sense]
+        if outcome.kind is OutcomeKind.UNAVAILABLE:
+            stats.last_status = str(outcome.kind)
+            return
+        stats.computes += 1
+        stats.last_run_at = now_ms()
+        stats.last_status = str(outcome.kind)
+        result = outcome.result
+        stats.last_duration_ms = result.duration_ms if result is not None else None
+        context = {"trigger": str(trigger.kind)}
+        if trigger.signal is not None:
+            context["signal"] = trigger.signal.id
+        match outcome.kind:
+            case OutcomeKind.OK:
+                assert result is not None
+                await self._route(sense, result.value, context)
+            case OutcomeKind.ERROR:
+                assert result is not None
+                stats.errors += 1
+                self._record(
+                    LogRow(
+                        sense,
+                        LogType.COMPUTE_ERROR,
+                        {**context, "error": result.error, "traceback": result.traceback},
+                    )
+                )
+            case OutcomeKind.TIMEOUT:
+                stats.errors += 1
+                timeout = self._config.senses[sense].timeout
+                self._record(
+                    LogRow(sense, LogType.COMPUTE_TIMEOUT, {**context, "timeout_s": timeout})
+                )
+            case OutcomeKind.CRASH:
+                stats.errors += 1
+                self._record(
+                    LogRow(sense, LogType.COMPUTE_CRASH, {**context, "detail": outcome.detail})
+                )
+
+    async def _route(self, sense: str, value: Any, context: dict[str, Any]) -> None:
+        route = route_sense_compute_output(value)
+        if route.invalid_directive is not None:
+            self._record(
+                LogRow(
+                    sense, LogType.DIRECTIVE_INVALID, {"reason": route.invalid_directive, **context}
+                )
+            )
+        if route.kind is RouteKind.SIGNAL:
+            signal = Signal(uuid.uuid4().hex, sense, route.payload, now_ms())
+            self.stats[sense].signals += 1
+            self._record(
+                LogRow(sense, LogType.SIGNAL, route.payload, ref_id=signal.id, ts=signal.ts)
+            )
+            await self._publish(signal)
+        elif route.kind is RouteKind.LAUNCH:
+            directive = route.launch
+            assert directive is not None
+            launch = {
+                "workflow": directive.workflow_name,
+                "maxRounds": directive.max_rounds,
+                "prompt": directive.prompt,
+                "payload": route.payload,
+                **context,
+            }
+            if directive.workflow_name not in self._config.workflows:
+                launch["error"] = (
+                    f'workflow "{directive.workflow_name}" is not declared in '
+                    "nerve.yaml; nothing was started"
+                )
+                self._record(LogRow(sense, LogType.WORKFLOW_LAUNCH, launch))
+                return
+            self._record(LogRow(sense, LogType.WORKFLOW_LAUNCH, launch))
+            if self._launch is not None:
+                await self._launch(sense, directive, route.payload)

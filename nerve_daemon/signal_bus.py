@@ -1,0 +1,39 @@
+"""SignalBus: in-process publish/subscribe of signals.
+
+Publishing puts the signal on a bounded memory stream (a full stream makes the publisher wait:
+backpressure, never an unbounded pile); one dispatcher task hands each signal to the callbacks
+subscribed to its source. The interface is publish/subscribe only, so another backend (Redis
+Streams, NATS) can take its place later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+from anyio.abc import TaskStatus
+
+from nerve_core import Signal
+
+DEFAULT_BUFFER = 1024
+
+
+class SignalBus:
+    def __init__(self, buffer: int = DEFAULT_BUFFER) -> None:
+        self._subscribers: dict[str, list[Callable[[Signal], None]]] = {}
+        self._send, self._receive = anyio.create_memory_object_stream[Signal](buffer)
+        self.published = 0
+
+    def subscribe(self, source: str, callback: Callable[[Signal], None]) -> None:
+        self._subscribers.setdefault(source, []).append(callback)
+
+    async def publish(self, signal: Signal) -> None:
+        self.published += 1
+        await self._send.send(signal)
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        async with self._receive:
+            async for signal in self._receive:
+                for callback in self._subscribers.get(signal.source, ()):
+                    callback(signal)
