@@ -18,8 +18,8 @@ nerve.yaml: nerve.yaml.example
 	cp nerve.yaml.example nerve.yaml
 
 run: $(STAMP) nerve.yaml
-	@echo "nerve dev is not built yet: validating the example workspace instead."
 	$(BIN)/nerve --root . validate
+	$(BIN)/nerve --root . dev
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

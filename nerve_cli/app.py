@@ -8,8 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .commands import sense, store, workflow
-from .commands import workspace as workspace_commands
+from .commands import dev, sense, store, workflow, workspace as workspace_commands
 from .options import RootOption, state
 
 EXIT_ERROR = 1
@@ -35,6 +34,7 @@ def _global_options(
 
 
 workspace_commands.register(app)
+dev.register(app)
 sense.register(app)
 workflow.register(app)
 store.register(app)

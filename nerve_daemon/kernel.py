@@ -77,6 +77,7 @@ class Kernel:
         self.workspace = Workspace(Path(root).absolute())
         self.options = options or KernelOptions()
         self.ready = anyio.Event()
+        self.stopped = anyio.Event()
         self.groups: dict[str, SenseGroup] = {}
         self._group_of: dict[str, SenseGroup] = {}
         self._writer: LogWriter | None = None
@@ -91,15 +92,20 @@ class Kernel:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until `stop()`; `task_status.started()` (and `ready`) once every part is up."""
         self._started_at = time.monotonic()
-        async with WorkerPool(on_output=self.options.on_output) as pool:
-            self._pool = pool
-            store = LogStore.open(self.workspace.logs_db, synchronous=self.config.store.synchronous)
-            try:
-                async with LogWriter(store) as writer:
-                    self._writer = writer
-                    await self._run_parts(pool, task_status)
-            finally:
-                store.close()
+        try:
+            async with WorkerPool(on_output=self.options.on_output) as pool:
+                self._pool = pool
+                store = LogStore.open(
+                    self.workspace.logs_db, synchronous=self.config.store.synchronous
+                )
+                try:
+                    async with LogWriter(store) as writer:
+                        self._writer = writer
+                        await self._run_parts(pool, task_status)
+                finally:
+                    store.close()
+        finally:
+            self.stopped.set()
 
     def stop(self) -> None:
         """Ask the kernel to stop gracefully; `run()` returns when it has."""

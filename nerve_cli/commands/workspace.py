@@ -31,7 +31,7 @@ def init(
     from ..output import say
 
     target = directory.expanduser().absolute()
-    template = files(SCAFFOLD_PACKAGE) / "files"
+    template = files(SCAFFOLD_PACKAGE) / "workspace-template"
 
     def walk(node: Traversable, prefix: Path) -> list[tuple[Path, bytes]]:
         found: list[tuple[Path, bytes]] = []

@@ -1,1 +1,1 @@
-"""Files `nerve init` copies into a new workspace (under files/)."""
+"""What `nerve init` copies into a new workspace (under workspace-template/)."""

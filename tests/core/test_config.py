@@ -4,8 +4,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from nerve_core import NerveConfig, Overflow, load_nerve_config, parse_nerve_config
 from nerve_core.errors import ConfigError

@@ -4,8 +4,7 @@ import json
 
 import orjson
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from nerve_core import (
     MAX_LINE_BYTES,

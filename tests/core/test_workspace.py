@@ -3,8 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from nerve_core import NAME_PATTERN, Workspace, check_name
 from nerve_core.errors import InvalidNameError

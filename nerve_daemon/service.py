@@ -1,0 +1,87 @@
+"""Running the kernel as a service of a workspace: the workspace lock, the daemon text log, and
+graceful stop on SIGINT/SIGTERM. `nerve dev` runs it in the foreground; the background daemon
+runs the same thing detached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import logging.handlers
+import os
+import signal
+from collections.abc import Callable, Iterator
+
+import anyio
+
+from nerve_core import NerveConfig, Workspace
+from nerve_core.errors import NerveError
+from nerve_store import LogRow
+
+from .kernel import Kernel, KernelOptions
+
+LOG_MAX_BYTES = 10 * 1024 * 1024
+LOG_BACKUPS = 5
+
+
+class WorkspaceBusy(NerveError):
+    pass
+
+
+@contextlib.contextmanager
+def workspace_lock(workspace: Workspace) -> Iterator[None]:
+    """Hold `nerve.lock` for as long as this nerve runs: one kernel per workspace. The lock is
+    the kernel's open file, so a killed kernel releases it and never blocks the next start."""
+    workspace.root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(workspace.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise WorkspaceBusy(
+                f"another nerve is already running in {workspace.root} (pid {holder})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def setup_daemon_log(workspace: Workspace, level: int = logging.INFO) -> logging.Handler:
+    """Send the `nerve` logger (kernel events and worker output) to logs/nerve.log, rotated."""
+    workspace.log_file.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.handlers.RotatingFileHandler(
+        workspace.log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger = logging.getLogger("nerve")
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return handler
+
+
+async def serve(
+    config: NerveConfig,
+    workspace: Workspace,
+    on_row: Callable[[LogRow], None] | None = None,
+    on_ready: Callable[[Kernel], None] | None = None,
+) -> None:
+    """Run a kernel for `workspace` until SIGINT or SIGTERM, then stop it gracefully."""
+    kernel = Kernel(config, workspace.root, KernelOptions(on_row=on_row))
+    async with anyio.create_task_group() as group:
+
+        async def stop_on_signal() -> None:
+            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for received in signals:
+                    logging.getLogger("nerve").info("received %s", signal.Signals(received).name)
+                    kernel.stop()
+
+        group.start_soon(stop_on_signal)
+        await group.start(kernel.run)
+        if on_ready is not None:
+            on_ready(kernel)
+        await kernel.stopped.wait()
+        group.cancel_scope.cancel()  # the signal receiver: nothing left to stop
