@@ -143,6 +143,10 @@ class SenseGroup:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
+        with self._jobs_in, self._jobs_out:
+            await self._supervise()
+
+    async def _supervise(self) -> None:
         while not self._stopping.is_set():
             reason = await self._run_one_worker()
             if reason is ExitReason.STOPPED or self._stopping.is_set():

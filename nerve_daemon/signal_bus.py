@@ -33,7 +33,7 @@ class SignalBus:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        async with self._receive:
+        with self._send, self._receive:
             async for signal in self._receive:
                 for callback in self._subscribers.get(signal.source, ()):
                     callback(signal)

@@ -1,0 +1,93 @@
+"""An embedded kernel on a workspace built per test, and a recorder of what it does."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from nerve_core import parse_nerve_config
+from nerve_daemon.kernel import Kernel, KernelOptions
+from nerve_daemon.reflex_scheduler import Trigger
+from nerve_daemon.sense_group import ComputeOutcome, GroupPolicy
+from nerve_store import LogRow
+
+
+def build_workspace(root: Path, config: str, senses: dict[str, str], **files: str) -> Path:
+    """Write nerve.yaml and `senses/<name>/compute.py` for each entry; `files` adds any other
+    file, keyed by its path with `__` for `/`."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "nerve.yaml").write_text(textwrap.dedent(config))
+    for name, code in senses.items():
+        folder = root / "senses" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "compute.py").write_text(textwrap.dedent(code))
+    for key, text in files.items():
+        path = root / key.replace("__", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return root
+
+
+@dataclass
+class Recorder:
+    rows: list[LogRow] = field(default_factory=list)
+    computes: list[tuple[str, Trigger, ComputeOutcome]] = field(default_factory=list)
+    output: list[tuple[str, str]] = field(default_factory=list)
+
+    def of(self, type_: str, source: str | None = None) -> list[LogRow]:
+        return [r for r in self.rows if r.type == type_ and (source is None or r.source == source)]
+
+    def computes_of(self, sense: str) -> list[tuple[Trigger, ComputeOutcome]]:
+        return [(trigger, outcome) for name, trigger, outcome in self.computes if name == sense]
+
+
+async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "") -> None:
+    with anyio.fail_after(timeout):
+        while not predicate():
+            await anyio.sleep(0.02)
+    assert predicate(), what
+
+
+FAST_POLICY = GroupPolicy(backoff_first_s=0.05, backoff_max_s=0.2, stop_timeout_s=5.0)
+
+
+@asynccontextmanager
+async def running(
+    root: Path, policy: GroupPolicy = FAST_POLICY
+) -> AsyncIterator[tuple[Kernel, Recorder]]:
+    parsed = parse_nerve_config((root / "nerve.yaml").read_text())
+    assert parsed.ok, str(parsed.error)
+    recorder = Recorder()
+    options = KernelOptions(
+        group_policy=policy,
+        stop_timeout_s=10.0,
+        on_row=recorder.rows.append,
+        on_compute=lambda sense, trigger, outcome: recorder.computes.append(
+            (sense, trigger, outcome)
+        ),
+        on_output=lambda name, line: recorder.output.append((name, line)),
+    )
+    kernel = Kernel(parsed.value, root, options)
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        try:
+            yield kernel, recorder
+        finally:
+            kernel.stop()
+            with anyio.fail_after(30):
+                await kernel.stopped.wait()
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Callable[..., Path]:
+    def make(config: str, senses: dict[str, str], **files: str) -> Path:
+        return build_workspace(tmp_path / "ws", config, senses, **files)
+
+    return make
