@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,7 +40,7 @@ async def test_interval_reflexes_fire_at_start_then_on_a_drift_free_grid(
     assert set(kinds[1:]) == {TriggerKind.INTERVAL}
     scheduled = [trigger.scheduled for trigger, _ in computes]
     assert all(s is not None for s in scheduled)
-    steps = [b - a for a, b in zip(scheduled, scheduled[1:], strict=False)]  # type: ignore[operator]
+    steps = [b - a for a, b in itertools.pairwise(scheduled)]  # type: ignore[operator]
     # Every tick is a whole number of intervals after the previous one: the 50 ms computes
     # do not push the grid.
     assert all(

@@ -1,0 +1,219 @@
+"""A sense can raise, hang, print, return garbage or kill its worker: the rest goes on."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import psutil
+import pytest
+
+from nerve_core import LogType, WorkerState
+from nerve_daemon.sense_group import OutcomeKind
+
+from .conftest import running, wait_until
+
+pytestmark = pytest.mark.anyio
+
+RETURN_ONE = "def compute(ctx):\n    return 1\n"
+
+
+async def test_a_raising_sense_logs_its_error_with_traceback_and_keeps_running(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        "senses:\n  flaky: {}\nreflexes:\n  - sense: flaky\n    interval: 100ms\n",
+        {"flaky": "def compute(ctx):\n    raise ValueError('disk on fire')\n"},
+    )
+    async with running(root) as (kernel, recorder):
+        await wait_until(lambda: len(recorder.of(LogType.COMPUTE_ERROR, "flaky")) >= 3)
+        pid = kernel.groups["default"].worker.pid  # type: ignore[union-attr]
+    row = recorder.of(LogType.COMPUTE_ERROR, "flaky")[0]
+    assert row.payload["error"] == "ValueError: disk on fire"
+    assert "senses/flaky/compute.py" in row.payload["traceback"]
+    assert {r.payload["pid"] for r in recorder.of(LogType.WORKER_START)} == {pid}  # never restarted
+
+
+async def test_a_hanging_sense_times_out_and_its_group_mate_goes_on_on_a_new_worker(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        """
+        senses:
+          stuck: {timeout: 500ms}
+          healthy: {}
+        reflexes:
+          - sense: healthy
+            interval: 100ms
+        """,
+        {"stuck": "import time\ndef compute(ctx):\n    time.sleep(60)\n", "healthy": RETURN_ONE},
+    )
+    async with running(root) as (kernel, recorder):
+        await wait_until(lambda: recorder.of(LogType.SIGNAL, "healthy"))
+        first_pid = kernel.groups["default"].worker.pid  # type: ignore[union-attr]
+        kernel.trigger_sense("stuck")
+        await wait_until(lambda: recorder.of(LogType.COMPUTE_TIMEOUT, "stuck"))
+        before = len(recorder.of(LogType.SIGNAL, "healthy"))
+        await wait_until(lambda: len(recorder.of(LogType.SIGNAL, "healthy")) >= before + 3)
+        second_pid = kernel.groups["default"].worker.pid  # type: ignore[union-attr]
+    assert recorder.of(LogType.COMPUTE_TIMEOUT, "stuck")[0].payload["timeout_s"] == 0.5
+    exits = recorder.of(LogType.WORKER_EXIT)
+    assert exits[0].payload["reason"] == "timeout"
+    assert exits[0].payload["code"] == -signal.SIGKILL
+    assert second_pid != first_pid
+    assert (
+        not psutil.pid_exists(first_pid)
+        or psutil.Process(first_pid).status() == psutil.STATUS_ZOMBIE
+    )
+
+
+async def test_what_a_sense_prints_goes_to_the_daemon_log_and_never_into_the_protocol(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        "senses:\n  chatty: {group: talk}\n",
+        {
+            "chatty": (
+                "import sys\n"
+                "def compute(ctx):\n"
+                '    print(\'{"t": "result", "id": 1, "ok": true}\')\n'
+                "    print('to stderr', file=sys.stderr)\n"
+                "    return {'fine': True}\n"
+            )
+        },
+    )
+    async with running(root) as (kernel, recorder):
+        kernel.trigger_sense("chatty")
+        await wait_until(lambda: recorder.of(LogType.SIGNAL, "chatty"))
+        await wait_until(lambda: len(recorder.output) >= 2)
+    assert recorder.of(LogType.SIGNAL, "chatty")[0].payload == {"fine": True}
+    assert ("group:talk", '{"t": "result", "id": 1, "ok": true}') in recorder.output
+    assert ("group:talk", "to stderr") in recorder.output
+
+
+@pytest.mark.parametrize(
+    ("returned", "message"),
+    [
+        ("{1, 2}", "not JSON-serialisable"),
+        ("float('nan')", "NaN or infinity"),
+        ("{'x': [float('inf')]}", "NaN or infinity"),
+        ("b'bytes'", "not JSON-serialisable"),
+        ("{1: 'int key'}", "not JSON-serialisable"),
+        ("'x' * (2 << 20)", "the limit is"),
+    ],
+)
+async def test_a_return_that_is_not_json_is_a_compute_error_that_says_so(
+    ws: Callable[..., Path], returned: str, message: str
+) -> None:
+    root = ws("senses:\n  odd: {}\n", {"odd": f"def compute(ctx):\n    return {returned}\n"})
+    async with running(root) as (kernel, recorder):
+        kernel.trigger_sense("odd")
+        await wait_until(lambda: recorder.of(LogType.COMPUTE_ERROR, "odd"))
+    assert message in recorder.of(LogType.COMPUTE_ERROR, "odd")[0].payload["error"]
+    assert recorder.of(LogType.SIGNAL) == []
+
+
+async def test_a_cyclic_return_is_a_compute_error(ws: Callable[..., Path]) -> None:
+    root = ws(
+        "senses:\n  loop: {}\n",
+        {"loop": "def compute(ctx):\n    a = []\n    a.append(a)\n    return a\n"},
+    )
+    async with running(root) as (kernel, recorder):
+        kernel.trigger_sense("loop")
+        await wait_until(lambda: recorder.of(LogType.COMPUTE_ERROR, "loop"))
+
+
+async def test_a_worker_killed_from_outside_is_respawned_and_computes_go_on(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        "senses:\n  steady: {}\nreflexes:\n  - sense: steady\n    interval: 100ms\n",
+        {"steady": RETURN_ONE},
+    )
+    async with running(root) as (kernel, recorder):
+        await wait_until(lambda: recorder.of(LogType.SIGNAL, "steady"))
+        group = kernel.groups["default"]
+        first = group.worker.pid  # type: ignore[union-attr]
+        os.kill(first, signal.SIGKILL)
+        await wait_until(
+            lambda: (
+                group.worker is not None
+                and group.worker.pid != first
+                and group.state is WorkerState.RUNNING
+            )
+        )
+        before = len(recorder.of(LogType.SIGNAL, "steady"))
+        await wait_until(lambda: len(recorder.of(LogType.SIGNAL, "steady")) >= before + 3)
+    exit_row = recorder.of(LogType.WORKER_EXIT)[0]
+    assert (exit_row.payload["pid"], exit_row.payload["reason"], exit_row.payload["code"]) == (
+        first,
+        "crash",
+        -signal.SIGKILL,
+    )
+    assert group.restarts >= 1
+
+
+async def test_a_worker_dying_mid_compute_logs_a_crash_and_the_queue_survives(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        "senses:\n  bomb: {}\n  after: {}\n",
+        {"bomb": "import os\ndef compute(ctx):\n    os._exit(7)\n", "after": RETURN_ONE},
+    )
+    async with running(root) as (kernel, recorder):
+        kernel.trigger_sense("bomb")
+        kernel.trigger_sense("after")  # queued behind the bomb in the same group
+        await wait_until(lambda: recorder.of(LogType.SIGNAL, "after"))
+    [crash] = recorder.of(LogType.COMPUTE_CRASH, "bomb")
+    assert "code 7" in crash.payload["detail"]
+    kinds = [outcome.kind for _, outcome in recorder.computes_of("bomb")]
+    assert kinds == [OutcomeKind.CRASH]
+
+
+async def test_a_crash_loop_stops_respawning_and_the_kernel_stays_healthy(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        """
+        senses:
+          doomed: {group: broken}
+          fine: {group: good}
+        reflexes:
+          - sense: fine
+            interval: 100ms
+        """,
+        {"doomed": "import os\nos._exit(1)\n", "fine": RETURN_ONE},
+    )
+    async with running(root) as (kernel, recorder):
+        await wait_until(lambda: kernel.groups["broken"].state is WorkerState.FATAL)
+        assert recorder.of(LogType.WORKER_CRASH_LOOP)[0].payload["group"] == "broken"
+        health = {w.name: w.state for w in kernel.health().workers}
+        assert health == {"broken": "FATAL", "good": "RUNNING"}
+        exits = len(recorder.of(LogType.WORKER_EXIT))
+        await anyio.sleep(0.5)
+        assert len(recorder.of(LogType.WORKER_EXIT)) == exits  # no more respawns
+        kernel.trigger_sense("doomed")  # answered at once: the group cannot run it
+        before = len(recorder.of(LogType.SIGNAL, "fine"))
+        await wait_until(lambda: len(recorder.of(LogType.SIGNAL, "fine")) >= before + 2)
+    assert exits == 5
+
+
+async def test_a_sense_that_fails_to_load_is_its_own_error_not_its_groups_death(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        "senses:\n  broken: {}\n  works: {}\n",
+        {"broken": "def compute(ctx)\n    return 1\n", "works": RETURN_ONE},
+    )
+    async with running(root) as (kernel, recorder):
+        kernel.trigger_sense("works")
+        kernel.trigger_sense("broken")
+        await wait_until(lambda: recorder.of(LogType.SIGNAL, "works"))
+        await wait_until(lambda: len(recorder.of(LogType.COMPUTE_ERROR, "broken")) == 2)
+    load, run = recorder.of(LogType.COMPUTE_ERROR, "broken")
+    assert load.payload["phase"] == "load"
+    assert load.payload["error"].startswith("senses/broken/compute.py:1: SyntaxError")
+    assert run.payload["error"] == load.payload["error"]
