@@ -19,17 +19,19 @@ from nerve_daemon.sense_group import ComputeOutcome, GroupPolicy
 from nerve_store import LogRow
 
 
-def build_workspace(root: Path, config: str, senses: dict[str, str], **files: str) -> Path:
-    """Write nerve.yaml and `senses/<name>/compute.py` for each entry; `files` adds any other
-    file, keyed by its path with `__` for `/`."""
+def build_workspace(
+    root: Path, config: str, senses: dict[str, str], files: dict[str, str] | None = None
+) -> Path:
+    """Write nerve.yaml, `senses/<name>/compute.py` for each sense, and any other `files` (by
+    path relative to the workspace)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "nerve.yaml").write_text(textwrap.dedent(config))
     for name, code in senses.items():
         folder = root / "senses" / name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "compute.py").write_text(textwrap.dedent(code))
-    for key, text in files.items():
-        path = root / key.replace("__", "/")
+    for relative, text in (files or {}).items():
+        path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(textwrap.dedent(text))
     return root
@@ -87,7 +89,7 @@ async def running(
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Callable[..., Path]:
-    def make(config: str, senses: dict[str, str], **files: str) -> Path:
-        return build_workspace(tmp_path / "ws", config, senses, **files)
+    def make(config: str, senses: dict[str, str], files: dict[str, str] | None = None) -> Path:
+        return build_workspace(tmp_path / "ws", config, senses, files)
 
     return make
