@@ -123,7 +123,7 @@ def test_workers_do_not_outlive_a_killed_kernel(dev: subprocess.Popen[str]) -> N
     assert len(family) >= 3  # the fork server and two group workers
     dev.kill()
     dev.wait(timeout=30)
-    gone, alive = psutil.wait_procs(family, timeout=20)
+    _, alive = psutil.wait_procs(family, timeout=20)
     assert alive == [], f"orphans left running: {alive}"
 
 
