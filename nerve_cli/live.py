@@ -40,7 +40,7 @@ class LiveView:
 
     def starting(self, config: NerveConfig) -> None:
         senses = counted(len(config.senses), "sense")
-        groups = counted(len(config.groups()), "group")
+        groups = counted(len(config.sense_groups()), "group")
         console().print(f"nerve dev: {self.workspace.root} ({senses} in {groups})")
         log = self.workspace.relative(self.workspace.log_file)
         console().print(f"daemon log: {log} · Ctrl+C stops", style="dim")

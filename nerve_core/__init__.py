@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from ._config import (
         ConfigIssue as ConfigIssue,
         ConfigIssues as ConfigIssues,
+        GroupConfig as GroupConfig,
+        LimitsConfig as LimitsConfig,
         NerveConfig as NerveConfig,
         Overflow as Overflow,
         ReflexConfig as ReflexConfig,
@@ -71,6 +73,7 @@ if TYPE_CHECKING:
         err as err,
         ok as ok,
     )
+    from ._sizes import parse_size as parse_size
     from ._worker_protocol import (
         ComputeRequest as ComputeRequest,
         ComputeResult as ComputeResult,
@@ -103,6 +106,8 @@ _EXPORTS = {
     "._config": (
         "ConfigIssue",
         "ConfigIssues",
+        "GroupConfig",
+        "LimitsConfig",
         "NerveConfig",
         "Overflow",
         "ReflexConfig",
@@ -145,6 +150,7 @@ _EXPORTS = {
         "parse_daemon_ipc_response",
     ),
     "._result": ("Err", "Ok", "Result", "err", "ok"),
+    "._sizes": ("parse_size",),
     "._worker_protocol": (
         "ComputeRequest",
         "ComputeResult",

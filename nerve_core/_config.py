@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from ._fields import Duration, Name, OptionalPositiveDuration, PositiveDuration
+from ._fields import Duration, Name, OptionalPositiveDuration, OptionalSize, PositiveDuration
 from ._result import Result, err, ok
 from ._workspace import CONFIG_FILE, check_name
 from .errors import ConfigError
@@ -79,6 +79,15 @@ class WorkflowConfig(_Section):
     max_queue: Annotated[StrictInt, Field(ge=0)] = 10
 
 
+class LimitsConfig(_Section):
+    memory: OptionalSize = None  # resident memory of the group's worker, e.g. 256MB
+    cpu_seconds: OptionalPositiveDuration = None  # CPU time the worker may use in any minute
+
+
+class GroupConfig(_Section):
+    limits: LimitsConfig = LimitsConfig()
+
+
 class StoreConfig(_Section):
     archive_after: OptionalPositiveDuration = None
     synchronous: Synchronous = Synchronous.NORMAL
@@ -89,9 +98,10 @@ class NerveConfig(_Section):
     senses: dict[Name, SenseConfig] = Field(default_factory=dict)
     reflexes: tuple[ReflexConfig, ...] = ()
     workflows: dict[Name, WorkflowConfig] = Field(default_factory=dict)
+    groups: dict[Name, GroupConfig] = Field(default_factory=dict)
     store: StoreConfig = StoreConfig()
 
-    def groups(self) -> dict[str, tuple[str, ...]]:
+    def sense_groups(self) -> dict[str, tuple[str, ...]]:
         """Sense names by group, in declaration order."""
         groups: dict[str, list[str]] = {}
         for name, sense in self.senses.items():
@@ -107,6 +117,8 @@ _SECTION_MODELS: dict[KeyPath, type[BaseModel]] = {
     ("senses", "*"): SenseConfig,
     ("reflexes", "*"): ReflexConfig,
     ("workflows", "*"): WorkflowConfig,
+    ("groups", "*"): GroupConfig,
+    ("groups", "*", "limits"): LimitsConfig,
     ("store",): StoreConfig,
 }
 
@@ -168,6 +180,7 @@ def parse_nerve_config(text: str, filename: str = CONFIG_FILE) -> Result[NerveCo
     data = _normalise(data)
     issues.extend(_reflex_workflow_keys(data, lines, filename))
     issues.extend(_unknown_references(data, lines, filename))
+    issues.extend(_unknown_groups(data, lines, filename))
     try:
         config = NerveConfig.model_validate(data)
     except ValidationError as exc:
@@ -286,7 +299,7 @@ def _index_lines(
 def _normalise(data: dict[Any, Any]) -> dict[Any, Any]:
     """An empty section or an empty sense/workflow entry means "all defaults"."""
     data = {key: value for key, value in data.items() if value is not None}
-    for section in ("senses", "workflows"):
+    for section in ("senses", "workflows", "groups"):
         entries = data.get(section)
         if isinstance(entries, dict):
             data[section] = {name: {} if body is None else body for name, body in entries.items()}
@@ -343,6 +356,30 @@ def _unknown_references(
     return issues
 
 
+def _unknown_groups(
+    data: dict[Any, Any], lines: dict[KeyPath, int], filename: str
+) -> list[ConfigIssue]:
+    senses, groups = data.get("senses"), data.get("groups")
+    if not isinstance(groups, dict):
+        return []
+    used = {"default"}
+    if isinstance(senses, dict):
+        used |= {body.get("group", "default") for body in senses.values() if isinstance(body, dict)}
+    issues = []
+    for name in groups:
+        if isinstance(name, str) and check_name(name).ok and name not in used:
+            path: KeyPath = ("groups", name)
+            issues.append(
+                ConfigIssue(
+                    _format_path(path),
+                    _line(lines, path),
+                    f'no sense is in group "{name}"',
+                    filename,
+                )
+            )
+    return issues
+
+
 def _reflex_items(data: dict[Any, Any]) -> Iterator[tuple[int, dict[Any, Any]]]:
     reflexes = data.get("reflexes")
     if isinstance(reflexes, list):
@@ -372,7 +409,7 @@ def _message(error: Any, loc: KeyPath) -> str:
         return f"unknown key (allowed: {allowed})" if allowed else "unknown key"
     if kind == "missing":
         return "missing required key"
-    if kind in ("duration", "name"):
+    if kind in ("duration", "name", "size"):
         return str(error["msg"])
     if kind in ("dict_type", "model_type"):
         return f"expected a mapping, got {_show(value)}"

@@ -9,6 +9,7 @@ from pydantic import PlainValidator
 from pydantic_core import PydanticCustomError
 
 from ._durations import parse_duration
+from ._sizes import parse_size
 from ._workspace import check_name
 
 
@@ -41,6 +42,18 @@ Duration = Annotated[float, PlainValidator(_duration)]
 PositiveDuration = Annotated[float, PlainValidator(_positive_duration)]
 OptionalPositiveDuration = Annotated[float | None, PlainValidator(_optional_positive_duration)]
 Name = Annotated[str, PlainValidator(_name)]
+
+
+def _optional_size(value: object) -> int | None:
+    if value is None:
+        return None
+    parsed = parse_size(value)
+    if not parsed.ok:
+        raise _error("size", parsed.error)
+    return parsed.value
+
+
+OptionalSize = Annotated[int | None, PlainValidator(_optional_size)]
 
 
 def _error(kind: str, message: str) -> PydanticCustomError:

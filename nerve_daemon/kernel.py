@@ -46,6 +46,7 @@ from nerve_core.errors import NerveError
 from nerve_store import AppendLogs, LogRow, LogStore, LogWriter, now_ms
 
 from .reflex_scheduler import Clock, Decision, ReflexScheduler, Trigger
+from .resource_watch import ResourceWatch
 from .sense_group import KERNEL_SOURCE, ComputeOutcome, GroupPolicy, SenseGroup
 from .sense_outcomes import OutcomeRouter
 from .signal_bus import SignalBus
@@ -62,6 +63,7 @@ class UnknownSense(NerveError):
 class KernelOptions:
     group_policy: GroupPolicy = field(default_factory=GroupPolicy)
     stop_timeout_s: float = 10.0
+    resource_interval_s: float = 1.0
     clock: Clock | None = None
     # Observers, called in the kernel's loop: every row as it is recorded, every compute outcome.
     on_row: Callable[[LogRow], None] | None = None
@@ -114,7 +116,7 @@ class Kernel:
     async def _run_parts(self, pool: WorkerPool, task_status: TaskStatus[None]) -> None:
         bus = SignalBus()
         self._router = OutcomeRouter(self.config, self._record, bus.publish)
-        for group_name, senses in self.config.groups().items():
+        for group_name, senses in self.config.sense_groups().items():
             group = SenseGroup(
                 group_name,
                 list(senses),
@@ -145,11 +147,16 @@ class Kernel:
         )
         async with anyio.create_task_group() as parts:
             await parts.start(bus.run)
+            limits = {name: group.limits for name, group in self.config.groups.items()}
+            watch = ResourceWatch(
+                self.groups, limits, self._record, self.options.resource_interval_s
+            )
             groups = [await _Tracked.start(parts, group.run) for group in self.groups.values()]
             with anyio.move_on_after(self.options.group_policy.ready_timeout_s):
                 for group in self.groups.values():
                     await group.first_start.wait()
             scheduling = await _Tracked.start(parts, scheduler.run)
+            await parts.start(watch.run)
             self.ready.set()
             task_status.started()
             await self._stop.wait()

@@ -117,6 +117,7 @@ class SenseGroup:
         self._crashes: collections.deque[float] = collections.deque()
         self._stopping = anyio.Event()
         self.first_start = anyio.Event()  # set once the first worker is up, or failed to come up
+        self._restart_reason: str | None = None  # why the kernel killed the worker on purpose
 
     # -- what the scheduler calls ----------------------------------------------------------------
 
@@ -133,6 +134,12 @@ class SenseGroup:
         await job.done.wait()
         assert job.outcome is not None
         return job.outcome
+
+    def restart_over_limit(self, why: str) -> None:
+        """Kill the worker because it is over a resource limit; it is respawned at once."""
+        if self.worker is not None and self.worker.alive:
+            self._restart_reason = why
+            self.worker.kill()
 
     async def stop(self) -> None:
         """Finish the compute in flight, then shut the worker down; what is queued is dropped."""
@@ -210,7 +217,10 @@ class SenseGroup:
         if worker.alive and reason is not ExitReason.STOPPED:
             worker.kill()
         code = await worker.wait()
-        self._record_exit(worker, code, reason, None)
+        detail, self._restart_reason = self._restart_reason, None
+        if detail is not None:
+            reason = ExitReason.LIMIT
+        self._record_exit(worker, code, reason, detail)
         return reason
 
     async def _serve(self, worker: WorkerProcess) -> ExitReason:
@@ -226,8 +236,8 @@ class SenseGroup:
             group.cancel_scope.cancel()
         if self._current is not None:  # the worker died under a compute
             job, self._current = self._current, None
-            code = worker.exit_code
-            job.finish(ComputeOutcome(OutcomeKind.CRASH, detail=f"worker exited with code {code}"))
+            detail = self._restart_reason or f"worker exited with code {worker.exit_code}"
+            job.finish(ComputeOutcome(OutcomeKind.CRASH, detail=detail))
         return reason
 
     async def _work(self, worker: WorkerProcess) -> ExitReason:

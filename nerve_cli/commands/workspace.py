@@ -88,7 +88,7 @@ def validate(
         targets = [ModuleTarget("sense", name) for name in config.senses]
         targets += [ModuleTarget("workflow", name) for name in config.workflows]
         problems = check_modules(workspace.root, targets, timeout=import_timeout)
-        groups = counted(len(config.groups()), "group")
+        groups = counted(len(config.sense_groups()), "group")
         summary = ", ".join(
             (
                 f"{counted(len(config.senses), 'sense')} in {groups}",

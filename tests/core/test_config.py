@@ -77,10 +77,23 @@ def test_omitted_settings_take_their_documented_defaults() -> None:
         30,
         0,
     )
-    assert config.groups() == {
+    assert config.sense_groups() == {
         "system": ("cpu-usage",),
         "default": ("disk-pressure", "memory_usage"),
     }
+
+
+def test_group_limits_parse_and_must_name_a_group_in_use() -> None:
+    config = parse_ok(
+        "senses:\n  a: {group: g}\ngroups:\n  g:\n    limits: {memory: 256MB, cpu_seconds: 30s}\n"
+    )
+    assert config.groups["g"].limits.memory == 256_000_000
+    assert config.groups["g"].limits.cpu_seconds == 30
+    errors = parse_errors("senses:\n  a: {}\ngroups:\n  other:\n    limits: {memory: lots}\n")
+    assert errors == [
+        'nerve.yaml:4: groups.other: no sense is in group "other"',
+        'nerve.yaml:5: groups.other.limits.memory: invalid size "lots": expected e.g. 256MB, 1GiB or a number of bytes',
+    ]
 
 
 def test_an_empty_file_is_an_empty_workspace() -> None:
