@@ -33,3 +33,46 @@ def print_table(title: str, rows: Sequence[Sequence[str]]) -> None:
     print(f"\n{title} ({machine()})")
     for row in [header, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+# -- an embedded kernel on a throwaway workspace --------------------------------------------------
+
+import tempfile  # noqa: E402
+import textwrap  # noqa: E402
+from collections.abc import AsyncIterator  # noqa: E402
+from contextlib import asynccontextmanager  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+
+def write_workspace(root: Path, config: str, senses: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "nerve.yaml").write_text(textwrap.dedent(config))
+    for name, code in senses.items():
+        folder = root / "senses" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "compute.py").write_text(textwrap.dedent(code))
+    return root
+
+
+@asynccontextmanager
+async def embedded_kernel(
+    config: str, senses: dict[str, str], **options: object
+) -> AsyncIterator[object]:
+    """A running `Kernel` on a temporary workspace; keyword arguments go to KernelOptions."""
+    import anyio
+
+    from nerve_core import parse_nerve_config
+    from nerve_daemon.kernel import Kernel, KernelOptions
+
+    with tempfile.TemporaryDirectory(prefix="nerve-bench-") as folder:
+        root = write_workspace(Path(folder), config, senses)
+        parsed = parse_nerve_config((root / "nerve.yaml").read_text())
+        assert parsed.ok, str(parsed.error)
+        kernel = Kernel(parsed.value, root, KernelOptions(**options))  # type: ignore[arg-type]
+        async with anyio.create_task_group() as group:
+            await group.start(kernel.run)
+            try:
+                yield kernel
+            finally:
+                kernel.stop()
+                await kernel.stopped.wait()

@@ -23,7 +23,6 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -64,6 +63,8 @@ class KernelOptions:
     group_policy: GroupPolicy = field(default_factory=GroupPolicy)
     stop_timeout_s: float = 10.0
     resource_interval_s: float = 1.0
+    # The kernel's own rows may wait this long to share a commit (awaited writes never wait).
+    log_linger_s: float = 0.002
     clock: Clock | None = None
     # Observers, called in the kernel's loop: every row as it is recorded, every compute outcome.
     on_row: Callable[[LogRow], None] | None = None
@@ -101,7 +102,8 @@ class Kernel:
                     self.workspace.logs_db, synchronous=self.config.store.synchronous
                 )
                 try:
-                    async with LogWriter(store) as writer:
+                    writer = LogWriter(store, linger_s=self.options.log_linger_s)
+                    async with writer:
                         self._writer = writer
                         await self._run_parts(pool, task_status)
                 finally:
@@ -236,7 +238,7 @@ class Kernel:
         if row.ts is None:
             row = LogRow(row.source, row.type, row.payload, row.ref_id, now_ms())
         assert self._writer is not None
-        self._writer.submit(AppendLogs([row])).add_done_callback(_report_write_failure)
+        self._writer.post(AppendLogs([row]))
         if self.options.on_row is not None:
             self.options.on_row(row)
 
@@ -281,12 +283,6 @@ class _Tracked:
         self.scope.cancel()
         with anyio.CancelScope(shield=True):
             await self.done.wait()
-
-
-def _report_write_failure(future: Future[None]) -> None:
-    exception = future.exception()
-    if exception is not None:
-        log.error("a log row could not be written: %s", exception)
 
 
 def _version() -> str:

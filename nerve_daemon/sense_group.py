@@ -130,7 +130,7 @@ class SenseGroup:
         if self._stopping.is_set():
             return ComputeOutcome(OutcomeKind.UNAVAILABLE, detail="the group is stopping")
         job = _Job(ComputeRequest(next(self._ids), sense, trigger, signal), timeout)
-        await self._jobs_in.send(job)
+        self._jobs_in.send_nowait(job)  # unbounded: the scheduler keeps it to two per sense
         await job.done.wait()
         assert job.outcome is not None
         return job.outcome

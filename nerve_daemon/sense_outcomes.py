@@ -7,7 +7,7 @@ when a `workflow` key was not a valid directive. A `None` return is counted but 
 
 from __future__ import annotations
 
-import uuid
+import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +51,13 @@ class OutcomeRouter:
         self._publish = publish
         self._launch = launch
         self.stats = {name: SenseStats() for name in config.senses}
+        # Signal ids: this kernel's start time and a counter (no syscall per signal), unique
+        # across restarts because only one kernel runs per workspace at a time.
+        self._id_prefix = f"{now_ms():x}"
+        self._ids = itertools.count(1)
+
+    def _signal_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._ids):x}"
 
     async def handle(self, sense: str, trigger: Trigger, outcome: ComputeOutcome) -> None:
         stats = self.stats[sense]
@@ -100,7 +107,7 @@ class OutcomeRouter:
                 )
             )
         if route.kind is RouteKind.SIGNAL:
-            signal = Signal(uuid.uuid4().hex, sense, route.payload, now_ms())
+            signal = Signal(self._signal_id(), sense, route.payload, now_ms())
             self.stats[sense].signals += 1
             self._record(
                 LogRow(sense, LogType.SIGNAL, route.payload, ref_id=signal.id, ts=signal.ts)

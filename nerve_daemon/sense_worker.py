@@ -14,7 +14,7 @@ import asyncio
 import inspect
 import math
 import os
-import queue
+import select
 import signal
 import socket
 import sys
@@ -51,14 +51,16 @@ MAX_PAYLOAD_BYTES = 1 << 20
 
 
 class Channel:
-    """The worker's end of the protocol socket: sends from any thread, receives from a queue a
-    reader thread fills, and exits the process when the kernel's end closes."""
+    """The worker's end of the protocol socket. The main thread reads requests directly (no
+    hand-off between threads on the hot path); a watchdog thread blocks until the kernel's end
+    hangs up and then exits the process at once, even mid-compute, so a dead kernel leaves no
+    orphan behind."""
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
+        self._lines = sock.makefile("rb")
         self._send_lock = threading.Lock()
-        self._inbox: queue.SimpleQueue[WorkerMessage] = queue.SimpleQueue()
-        threading.Thread(target=self._read, name="nerve-worker-reader", daemon=True).start()
+        threading.Thread(target=self._watch, name="nerve-worker-watchdog", daemon=True).start()
 
     def send(self, message: WorkerMessage) -> None:
         line = encode_worker_message(message)
@@ -69,17 +71,22 @@ class Channel:
                 os._exit(0)  # the kernel is gone
 
     def receive(self) -> WorkerMessage:
-        return self._inbox.get()
+        line = self._lines.readline()
+        if not line:
+            os._exit(0)  # EOF: the kernel is gone
+        decoded = decode_worker_message(line)
+        if not decoded.ok:
+            print(f"nerve worker: {decoded.error}", file=sys.stderr, flush=True)
+            os._exit(3)
+        return decoded.value
 
-    def _read(self) -> None:
-        with self._sock.makefile("rb") as lines:
-            for line in lines:
-                decoded = decode_worker_message(line)
-                if not decoded.ok:
-                    print(f"nerve worker: {decoded.error}", file=sys.stderr, flush=True)
-                    os._exit(3)
-                self._inbox.put(decoded.value)
-        os._exit(0)  # EOF: the kernel is gone; do not outlive it
+    def _watch(self) -> None:
+        watcher = select.poll()
+        watcher.register(self._sock.fileno(), select.POLLRDHUP)
+        while True:
+            for _fd, events in watcher.poll():
+                if events & (select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                    os._exit(0)  # the kernel is gone: do not outlive it
 
 
 class SenseContext:

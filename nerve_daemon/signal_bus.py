@@ -28,8 +28,12 @@ class SignalBus:
         self._subscribers.setdefault(source, []).append(callback)
 
     async def publish(self, signal: Signal) -> None:
+        """Queue `signal` for its subscribers; wait only when the buffer is full."""
         self.published += 1
-        await self._send.send(signal)
+        try:
+            self._send.send_nowait(signal)
+        except anyio.WouldBlock:
+            await self._send.send(signal)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

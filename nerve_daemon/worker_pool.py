@@ -53,14 +53,13 @@ class WorkerProcess:
         self._exited = anyio.Event()
         self._stream = stream
         self._reader = BufferedByteReceiveStream(stream)
-        self._send_lock = anyio.Lock()
 
     async def send(self, message: WorkerMessage) -> None:
-        async with self._send_lock:
-            try:
-                await self._stream.send(encode_worker_message(message))
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-                raise WorkerExited(f"worker {self.name} is gone") from exc
+        """Send one message. One task sends to a worker (its group's), so no lock is needed."""
+        try:
+            await self._stream.send(encode_worker_message(message))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+            raise WorkerExited(f"worker {self.name} is gone") from exc
 
     async def receive(self) -> WorkerMessage:
         """The next message; `WorkerExited` at end of stream, `ProtocolError` for garbage."""

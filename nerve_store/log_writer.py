@@ -15,9 +15,11 @@ The kernel awaits writes with `write_async` from its event loop; tests and tools
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,12 +33,13 @@ from nerve_core.errors import StoreError
 from .log_store import AppendLogs, LogRow, LogStore, WriteOp
 
 _STOP = object()
+log = logging.getLogger("nerve")
 
 
 @dataclass(slots=True)
 class _Pending:
     op: WriteOp
-    future: Future[None] = field(default_factory=Future)
+    future: Future[None] | None = field(default_factory=Future)  # None: posted, nobody waits
     event: anyio.Event | None = None
 
 
@@ -49,11 +52,20 @@ class WriterStats:
 
 
 class LogWriter:
-    def __init__(self, store: LogStore, *, max_batch: int = 10_000) -> None:
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        max_batch: int = 10_000,
+        linger_s: float = 0.0,
+        on_failure: Callable[[Exception], None] | None = None,
+    ) -> None:
         if not store.writable:
             raise StoreError("the log writer needs a writable LogStore")
         self.store = store
         self.max_batch = max_batch
+        self.linger_s = linger_s
+        self.on_failure = on_failure
         self.stats = WriterStats()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -96,7 +108,14 @@ class LogWriter:
 
     def submit(self, op: WriteOp) -> Future[None]:
         """Queue `op`; the future completes once it has committed (or failed)."""
-        return self._enqueue(_Pending(op)).future
+        future: Future[None] = Future()
+        self._enqueue(_Pending(op, future))
+        return future
+
+    def post(self, op: WriteOp) -> None:
+        """Queue `op` with nobody waiting for it (the kernel's own log rows). Posted writes may
+        linger up to `linger_s` to share a commit; a failure goes to `on_failure`."""
+        self._enqueue(_Pending(op, None))
 
     def write(self, op: WriteOp) -> None:
         """Queue `op` and block until it has committed; raise what failed it."""
@@ -109,10 +128,11 @@ class LogWriter:
         """From the event loop the writer was entered in: return once `op` has committed."""
         if self._token is None:
             raise StoreError("write_async needs the writer entered with `async with`")
-        pending = self._enqueue(_Pending(op, event=anyio.Event()))
-        assert pending.event is not None
-        await pending.event.wait()
-        pending.future.result()  # raises what failed the op
+        future: Future[None] = Future()
+        event = anyio.Event()
+        self._enqueue(_Pending(op, future, event))
+        await event.wait()
+        future.result()  # raises what failed the op
 
     def _enqueue(self, pending: _Pending) -> _Pending:
         if self._closed:
@@ -130,7 +150,9 @@ class LogWriter:
             if first is _STOP:
                 break
             batch: list[_Pending] = [first]
-            while len(batch) < self.max_batch:
+            if self.linger_s > 0 and first.future is None:
+                stopping = self._linger(batch)
+            while len(batch) < self.max_batch and not stopping:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -141,6 +163,32 @@ class LogWriter:
                 batch.append(item)
             self._commit(batch)
 
+    def _linger(self, batch: list[_Pending]) -> bool:
+        """Gather posted writes for up to `linger_s`, cut short as soon as a write arrives that
+        someone waits for. Return whether the writer was asked to stop meanwhile."""
+        deadline = time.monotonic() + self.linger_s
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            try:
+                item = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                return False
+            if item is _STOP:
+                return True
+            batch.append(item)
+            if item.future is not None:
+                return False
+        return False
+
+    def _fail(self, pending: _Pending, exc: Exception) -> None:
+        self.stats.failed_ops += 1
+        if pending.future is not None:
+            pending.future.set_exception(exc)
+        else:
+            (self.on_failure or _report)(exc)
+
     def _commit(self, batch: Sequence[_Pending]) -> None:
         self.stats.batches += 1
         self.stats.ops += len(batch)
@@ -149,24 +197,28 @@ class LogWriter:
             self.store.apply([pending.op for pending in batch])
         except Exception as exc:
             if len(batch) == 1:
-                self.stats.failed_ops += 1
-                batch[0].future.set_exception(exc)
+                self._fail(batch[0], exc)
             else:
                 for pending in batch:  # isolate the failing operation(s)
                     try:
                         self.store.apply([pending.op])
                     except Exception as single:
-                        self.stats.failed_ops += 1
-                        pending.future.set_exception(single)
+                        self._fail(pending, single)
                     else:
-                        pending.future.set_result(None)
+                        if pending.future is not None:
+                            pending.future.set_result(None)
         else:
             for pending in batch:
-                pending.future.set_result(None)
+                if pending.future is not None:
+                    pending.future.set_result(None)
         events = [pending.event for pending in batch if pending.event is not None]
         if events and self._token is not None:
             with contextlib.suppress(anyio.RunFinishedError):  # the loop is gone: nobody waits
                 run_sync_from_thread(_set_all, events, token=self._token)
+
+
+def _report(exc: Exception) -> None:
+    log.error("a log write failed: %s", exc)
 
 
 def _set_all(events: list[anyio.Event]) -> None:
