@@ -170,9 +170,14 @@ class SenseGroup:
                 await self._stopping.wait()
                 break
             self.state = WorkerState.BACKOFF
-            delay = min(
-                self._policy.backoff_first_s * 2 ** (len(self._crashes) - 1),
-                self._policy.backoff_max_s,
+            # The first exit in the window respawns at once; exits that follow back off.
+            repeats = len(self._crashes) - 1
+            delay = (
+                0.0
+                if repeats == 0
+                else min(
+                    self._policy.backoff_first_s * 2 ** (repeats - 1), self._policy.backoff_max_s
+                )
             )
             with anyio.move_on_after(delay):
                 await self._stopping.wait()
