@@ -41,6 +41,7 @@ from .worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartErr
 log = logging.getLogger("nerve")
 
 KERNEL_SOURCE = "kernel"
+PIPELINE = 8  # computes sent ahead to a worker, run by it one at a time in order
 
 
 class OutcomeKind(StrEnum):
@@ -113,7 +114,8 @@ class SenseGroup:
         self._policy = policy or GroupPolicy()
         self._ids = itertools.count(1)
         self._jobs_in, self._jobs_out = anyio.create_memory_object_stream[_Job](math.inf)
-        self._current: _Job | None = None
+        self._sent: collections.deque[_Job] = collections.deque()  # sent, not yet answered
+        self._backlog: collections.deque[_Job] = collections.deque()  # to resend after a restart
         self._crashes: collections.deque[float] = collections.deque()
         self._stopping = anyio.Event()
         self.first_start = anyio.Event()  # set once the first worker is up, or failed to come up
@@ -239,35 +241,72 @@ class SenseGroup:
             group.start_soon(watch_exit)
             reason = await self._work(worker)
             group.cancel_scope.cancel()
-        if self._current is not None:  # the worker died under a compute
-            job, self._current = self._current, None
+        if reason is ExitReason.CRASH and self._sent:  # the worker died under a compute
+            job = self._sent.popleft()
             detail = self._restart_reason or f"worker exited with code {worker.exit_code}"
             job.finish(ComputeOutcome(OutcomeKind.CRASH, detail=detail))
+        self._requeue_sent()
         return reason
 
     async def _work(self, worker: WorkerProcess) -> ExitReason:
+        """Send queued computes ahead (up to `PIPELINE` at once: the worker still runs them one
+        at a time, in order, but need not wait for the kernel between them) and collect their
+        results. The head of what was sent is the compute running now; its deadline counts from
+        when the result before it arrived."""
+        started = anyio.current_time()
         while True:
+            if not self._sent:
+                job = await self._next_job()
+                if job is None:
+                    return await self._shut_down(worker)
+                started = anyio.current_time()
+                await self._send(worker, job)
+            while len(self._sent) < PIPELINE and (job := self._next_job_nowait()) is not None:
+                await self._send(worker, job)
+            head = self._sent[0]
             try:
-                job = await self._jobs_out.receive()
-            except anyio.EndOfStream:
-                return await self._shut_down(worker)
-            self._current = job
-            try:
-                await worker.send(job.request)
-                with anyio.move_on_after(job.timeout) as deadline:
-                    result = await self._result_of(worker, job.request.id)
+                with anyio.move_on_after(started + head.timeout - anyio.current_time()) as deadline:
+                    result = await self._result_of(worker, head.request.id)
             except (WorkerExited, ProtocolError) as exc:
                 log.warning("group %s: %s", self.name, exc)
                 worker.kill()
                 await worker.wait()
                 return ExitReason.CRASH
-            self._current = None
             if deadline.cancelled_caught:
-                job.finish(ComputeOutcome(OutcomeKind.TIMEOUT, detail=f"over {job.timeout:g}s"))
+                self._sent.popleft()
+                head.finish(ComputeOutcome(OutcomeKind.TIMEOUT, detail=f"over {head.timeout:g}s"))
                 worker.kill()
                 return ExitReason.TIMEOUT
+            self._sent.popleft()
+            started = anyio.current_time()  # the worker moved on to the next one sent, if any
             kind = OutcomeKind.OK if result.ok else OutcomeKind.ERROR
-            job.finish(ComputeOutcome(kind, result))
+            head.finish(ComputeOutcome(kind, result))
+
+    async def _send(self, worker: WorkerProcess, job: _Job) -> None:
+        self._sent.append(job)
+        await worker.send(job.request)
+
+    async def _next_job(self) -> _Job | None:
+        """The next job to run, waiting for one; None once the group is stopping."""
+        if self._backlog:
+            return self._backlog.popleft()
+        try:
+            return await self._jobs_out.receive()
+        except anyio.EndOfStream:
+            return None
+
+    def _next_job_nowait(self) -> _Job | None:
+        if self._backlog:
+            return self._backlog.popleft()
+        try:
+            return self._jobs_out.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream):
+            return None
+
+    def _requeue_sent(self) -> None:
+        """Jobs sent to a worker that died before starting them run on the next worker, first."""
+        while self._sent:
+            self._backlog.appendleft(self._sent.pop())
 
     async def _result_of(self, worker: WorkerProcess, request_id: int) -> ComputeResult:
         while True:
@@ -301,11 +340,7 @@ class SenseGroup:
                 {"group": self.name, "exits": count, "window_s": window},
             )
         )
-        while True:  # what was queued cannot run: answer it now
-            try:
-                job = self._jobs_out.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream):
-                break
+        while (job := self._next_job_nowait()) is not None:  # what was queued cannot run
             job.finish(ComputeOutcome(OutcomeKind.UNAVAILABLE, detail=message))
 
     def _record_exit(
