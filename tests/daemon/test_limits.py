@@ -40,6 +40,7 @@ async def test_a_worker_over_its_memory_limit_is_restarted_with_the_figure_logge
         """,
         {"leaky": LEAKY},
     )
+
     def restarted_hoard() -> bool:
         limit_rows = recorder.of(LogType.WORKER_LIMIT)
         if not limit_rows:
