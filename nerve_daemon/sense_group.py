@@ -253,6 +253,15 @@ class SenseGroup:
         at a time, in order, but need not wait for the kernel between them) and collect their
         results. The head of what was sent is the compute running now; its deadline counts from
         when the result before it arrived."""
+        try:
+            return await self._pipeline(worker)
+        except (WorkerExited, ProtocolError) as exc:
+            log.warning("group %s: %s", self.name, exc)
+            worker.kill()
+            await worker.wait()
+            return ExitReason.CRASH
+
+    async def _pipeline(self, worker: WorkerProcess) -> ExitReason:
         started = anyio.current_time()
         while True:
             if not self._sent:
@@ -264,20 +273,13 @@ class SenseGroup:
             while len(self._sent) < PIPELINE and (job := self._next_job_nowait()) is not None:
                 await self._send(worker, job)
             head = self._sent[0]
-            try:
-                with anyio.move_on_after(started + head.timeout - anyio.current_time()) as deadline:
-                    result = await self._result_of(worker, head.request.id)
-            except (WorkerExited, ProtocolError) as exc:
-                log.warning("group %s: %s", self.name, exc)
-                worker.kill()
-                await worker.wait()
-                return ExitReason.CRASH
+            with anyio.move_on_after(started + head.timeout - anyio.current_time()) as deadline:
+                result = await self._result_of(worker, head.request.id)
+            self._sent.popleft()
             if deadline.cancelled_caught:
-                self._sent.popleft()
                 head.finish(ComputeOutcome(OutcomeKind.TIMEOUT, detail=f"over {head.timeout:g}s"))
                 worker.kill()
                 return ExitReason.TIMEOUT
-            self._sent.popleft()
             started = anyio.current_time()  # the worker moved on to the next one sent, if any
             kind = OutcomeKind.OK if result.ok else OutcomeKind.ERROR
             head.finish(ComputeOutcome(kind, result))

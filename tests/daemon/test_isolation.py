@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 from collections.abc import Callable
@@ -12,7 +13,7 @@ import psutil
 import pytest
 
 from nerve_core import LogType, WorkerState
-from nerve_daemon.sense_group import OutcomeKind
+from nerve_daemon.sense_group import GroupPolicy, OutcomeKind
 
 from .conftest import running, wait_until
 
@@ -217,3 +218,61 @@ async def test_a_sense_that_fails_to_load_is_its_own_error_not_its_groups_death(
     assert load.payload["phase"] == "load"
     assert load.payload["error"].startswith("senses/broken/compute.py:1: SyntaxError")
     assert run.payload["error"] == load.payload["error"]
+
+
+async def test_the_kernel_survives_workers_killed_at_any_moment_of_a_busy_stream(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        """
+        senses:
+          pulse: {}
+          other: {}
+        reflexes:
+          - sense: pulse
+            interval: 5ms
+          - sense: other
+            interval: 5ms
+        """,
+        {"pulse": RETURN_ONE, "other": RETURN_ONE},
+    )
+    policy = GroupPolicy(crash_window_s=0.01, backoff_first_s=0.0)  # every kill a first crash
+    async with running(root, policy) as (kernel, recorder):
+        group = kernel.groups["default"]
+        for _ in range(15):
+            await wait_until(
+                lambda: (
+                    group.worker is not None
+                    and group.worker.alive
+                    and group.state is WorkerState.RUNNING
+                )
+            )
+            os.kill(group.worker.pid, signal.SIGKILL)  # type: ignore[union-attr]
+            await anyio.sleep(0.03)
+        before = len(recorder.of(LogType.SIGNAL, "pulse"))
+        await wait_until(lambda: len(recorder.of(LogType.SIGNAL, "pulse")) >= before + 5)
+    assert len(recorder.of(LogType.WORKER_EXIT)) >= 15
+    assert recorder.of(LogType.WORKER_CRASH_LOOP) == []
+
+
+async def test_one_group_runs_one_compute_at_a_time(ws: Callable[..., Path]) -> None:
+    root = ws(
+        "senses:\n  first: {}\n  second: {}\n  third: {}\n",
+        dict.fromkeys(
+            ("first", "second", "third"),
+            "import time\ndef compute(ctx):\n    time.sleep(0.2)\n    return 1\n",
+        ),
+    )
+    async with running(root) as (kernel, recorder):
+        for name in ("first", "second", "third"):
+            kernel.trigger_sense(name)
+        await wait_until(lambda: len(recorder.computes) == 3)
+    spans = sorted(
+        (
+            outcome.result.started_mono,
+            outcome.result.started_mono + outcome.result.duration_ms / 1000,
+        )  # type: ignore[union-attr]
+        for _, _, outcome in recorder.computes
+    )
+    for (_, end), (start, _) in itertools.pairwise(spans):
+        assert start >= end  # no two computes of one group overlap
