@@ -44,6 +44,15 @@ from contextlib import asynccontextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 
+def interval_config(senses: int, groups: int, interval: str) -> str:
+    """nerve.yaml for `senses` senses `s0…` spread over `groups` groups, each on `interval`."""
+    lines = ["senses:"]
+    lines += [f"  s{n}: {{group: g{n % groups}}}" for n in range(senses)]
+    lines.append("reflexes:")
+    lines += [f"  - sense: s{n}\n    interval: {interval}" for n in range(senses)]
+    return "\n".join(lines) + "\n"
+
+
 def write_workspace(root: Path, config: str, senses: dict[str, str]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     (root / "nerve.yaml").write_text(textwrap.dedent(config))

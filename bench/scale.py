@@ -16,20 +16,12 @@ import anyio
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import embedded_kernel, percentile, print_table
+from _common import embedded_kernel, interval_config, percentile, print_table
 
 QUICK = "--quick" in sys.argv
 SECONDS = 15.0 if QUICK else 60.0
 SENSES = int(sys.argv[sys.argv.index("--senses") + 1]) if "--senses" in sys.argv else 500
 GROUPS = 20
-
-
-def config(senses: int) -> str:
-    lines = ["senses:"]
-    lines += [f"  s{n}: {{group: g{n % GROUPS}}}" for n in range(senses)]
-    lines.append("reflexes:")
-    lines += [f"  - sense: s{n}\n    interval: 1s" for n in range(senses)]
-    return "\n".join(lines) + "\n"
 
 
 async def measure(senses: int) -> tuple[list[float], float, float]:
@@ -43,7 +35,7 @@ async def measure(senses: int) -> tuple[list[float], float, float]:
 
     code = {f"s{n}": "def compute(ctx):\n    return None\n" for n in range(senses)}
     me = psutil.Process()
-    async with embedded_kernel(config(senses), code, on_compute=on_compute):
+    async with embedded_kernel(interval_config(senses, GROUPS, "1s"), code, on_compute=on_compute):
         await anyio.sleep(2.0)
         lateness.clear()
         cpu_before, wall_before = sum(me.cpu_times()[:2]), time.monotonic()

@@ -17,20 +17,12 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import embedded_kernel, percentile, print_table
+from _common import embedded_kernel, interval_config, percentile, print_table
 
 QUICK = "--quick" in sys.argv
 SECONDS = 5.0 if QUICK else 20.0
 SENSES = 50
 GROUPS = 10
-
-
-def config() -> str:
-    lines = ["senses:"]
-    lines += [f"  s{n}: {{group: g{n % GROUPS}}}" for n in range(SENSES)]
-    lines.append("reflexes:")
-    lines += [f"  - sense: s{n}\n    interval: 100ms" for n in range(SENSES)]
-    return "\n".join(lines) + "\n"
 
 
 async def nerve_lateness() -> list[float]:
@@ -43,7 +35,9 @@ async def nerve_lateness() -> list[float]:
             lateness.append((result.started_mono - scheduled) * 1000)
 
     code = {f"s{n}": "def compute(ctx):\n    return None\n" for n in range(SENSES)}
-    async with embedded_kernel(config(), code, on_compute=on_compute):
+    async with embedded_kernel(
+        interval_config(SENSES, GROUPS, "100ms"), code, on_compute=on_compute
+    ):
         await anyio.sleep(1.0)  # warm up
         lateness.clear()
         await anyio.sleep(SECONDS)
