@@ -75,10 +75,16 @@ if TYPE_CHECKING:
     )
     from ._sizes import parse_size as parse_size
     from ._worker_protocol import (
+        CancelThread as CancelThread,
         ComputeRequest as ComputeRequest,
         ComputeResult as ComputeResult,
+        MessageAck as MessageAck,
+        RunLog as RunLog,
         SenseLog as SenseLog,
         ShutdownRequest as ShutdownRequest,
+        StartThread as StartThread,
+        ThreadEnd as ThreadEnd,
+        ThreadMessage as ThreadMessage,
         WorkerMessage as WorkerMessage,
         WorkerReady as WorkerReady,
         decode_worker_message as decode_worker_message,
@@ -153,6 +159,12 @@ _EXPORTS = {
     "._sizes": ("parse_size",),
     "._worker_protocol": (
         "ComputeRequest",
+        "RunLog",
+        "ThreadEnd",
+        "MessageAck",
+        "ThreadMessage",
+        "CancelThread",
+        "StartThread",
         "ComputeResult",
         "SenseLog",
         "ShutdownRequest",

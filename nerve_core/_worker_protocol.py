@@ -1,9 +1,15 @@
 """The kernel ↔ worker protocol: newline-delimited JSON (orjson) over a dedicated socketpair.
 
 Both ends import these messages; the wire form of each is written once, in `encode_worker_message`
-and `decode_worker_message`. Kernel → worker: `ComputeRequest`, `ShutdownRequest`. Worker →
-kernel: `WorkerReady` (the handshake, with each sense's load error if any), `ComputeResult`,
-`SenseLog`. A line that does not decode is a protocol error: the kernel kills that worker.
+and `decode_worker_message`. A line that does not decode is a protocol error: the kernel kills
+that worker.
+
+- Sense workers. Kernel → worker: `ComputeRequest`, `ShutdownRequest`. Worker → kernel:
+  `WorkerReady` (the handshake, with each sense's load error if any), `ComputeResult`, `SenseLog`.
+- Workflow workers. Kernel → worker: `StartThread` (also for `resume-thread`, with the persisted
+  messages), `CancelThread`, `MessageAck`, `ShutdownRequest`. Worker → kernel: `WorkerReady`,
+  `ThreadMessage` (a role's message: the worker goes on only once the kernel acks it, committed),
+  `ThreadEnd`, `RunLog`.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import orjson
 
 from ._events import Signal, TriggerKind
 from ._result import Result, err, ok
+from .workflow import WorkflowMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +63,63 @@ class SenseLog:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
-WorkerMessage: TypeAlias = ComputeRequest | ShutdownRequest | WorkerReady | ComputeResult | SenseLog
+@dataclass(frozen=True, slots=True)
+class StartThread:
+    run_id: str
+    prompt: str
+    max_rounds: int
+    thread: list[WorkflowMessage]  # START first; more when resuming
+    resume: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CancelThread:
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadMessage:
+    run_id: str
+    round: int
+    role: str
+    content: Any
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAck:
+    run_id: str
+    round: int
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadEnd:
+    run_id: str
+    status: str  # "completed" | "failed" | "cancelled"
+    reason: str | None = None
+    traceback: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunLog:
+    run_id: str
+    level: str
+    message: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+WorkerMessage: TypeAlias = (
+    ComputeRequest
+    | ShutdownRequest
+    | WorkerReady
+    | ComputeResult
+    | SenseLog
+    | StartThread
+    | CancelThread
+    | ThreadMessage
+    | MessageAck
+    | ThreadEnd
+    | RunLog
+)
 
 
 def encode_worker_message(message: WorkerMessage) -> bytes:
@@ -94,6 +157,42 @@ def encode_worker_message(message: WorkerMessage) -> bytes:
             }
         case SenseLog(sense=sense, level=level, message=text, fields=fields):
             data = {"t": "log", "sense": sense, "level": level, "message": text, "fields": fields}
+        case StartThread():
+            data = {
+                "t": "start-thread" if not message.resume else "resume-thread",
+                "run": message.run_id,
+                "prompt": message.prompt,
+                "maxRounds": message.max_rounds,
+                "thread": [[m.round, m.role, m.content, m.ts] for m in message.thread],
+            }
+        case CancelThread(run_id=run_id):
+            data = {"t": "cancel-thread", "run": run_id}
+        case ThreadMessage(run_id=run_id, round=round_, role=role, content=content):
+            data = {
+                "t": "message",
+                "run": run_id,
+                "round": round_,
+                "role": role,
+                "content": content,
+            }
+        case MessageAck(run_id=run_id, round=round_):
+            data = {"t": "ack", "run": run_id, "round": round_}
+        case ThreadEnd(run_id=run_id, status=status, reason=reason, traceback=trace):
+            data = {
+                "t": "thread-end",
+                "run": run_id,
+                "status": status,
+                "reason": reason,
+                "traceback": trace,
+            }
+        case RunLog(run_id=run_id, level=level, message=text, fields=fields):
+            data = {
+                "t": "run-log",
+                "run": run_id,
+                "level": level,
+                "message": text,
+                "fields": fields,
+            }
     return orjson.dumps(data) + b"\n"
 
 
@@ -128,6 +227,29 @@ def decode_worker_message(line: bytes) -> Result[WorkerMessage, str]:
             )
         if kind == "log":
             return ok(SenseLog(data["sense"], data["level"], data["message"], dict(data["fields"])))
+        if kind in ("start-thread", "resume-thread"):
+            thread = [
+                WorkflowMessage(r, role, content, ts) for r, role, content, ts in data["thread"]
+            ]
+            return ok(
+                StartThread(
+                    data["run"],
+                    data["prompt"],
+                    data["maxRounds"],
+                    thread,
+                    resume=kind == "resume-thread",
+                )
+            )
+        if kind == "cancel-thread":
+            return ok(CancelThread(data["run"]))
+        if kind == "message":
+            return ok(ThreadMessage(data["run"], data["round"], data["role"], data["content"]))
+        if kind == "ack":
+            return ok(MessageAck(data["run"], data["round"]))
+        if kind == "thread-end":
+            return ok(ThreadEnd(data["run"], data["status"], data["reason"], data["traceback"]))
+        if kind == "run-log":
+            return ok(RunLog(data["run"], data["level"], data["message"], dict(data["fields"])))
         return err(f"unknown worker message type {kind!r}")
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         return err(f"malformed worker message ({type(exc).__name__}: {exc}): {line[:200]!r}")

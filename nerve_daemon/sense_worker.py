@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import math
 import os
-import select
-import signal
 import socket
 import sys
-import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -35,58 +31,15 @@ from nerve_core import (
     ShutdownRequest,
     Signal,
     TriggerKind,
-    WorkerMessage,
     WorkerReady,
     Workspace,
-    decode_worker_message,
-    encode_worker_message,
     require_name,
 )
 from nerve_core.errors import NerveError
 from nerve_store import BlobStore, LogStore, open_sense_db, open_sense_db_readonly
 
 from .user_modules import load_sense_compute
-
-MAX_PAYLOAD_BYTES = 1 << 20
-
-
-class Channel:
-    """The worker's end of the protocol socket. The main thread reads requests directly (no
-    hand-off between threads on the hot path); a watchdog thread blocks until the kernel's end
-    hangs up and then exits the process at once, even mid-compute, so a dead kernel leaves no
-    orphan behind."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._lines = sock.makefile("rb")
-        self._send_lock = threading.Lock()
-        threading.Thread(target=self._watch, name="nerve-worker-watchdog", daemon=True).start()
-
-    def send(self, message: WorkerMessage) -> None:
-        line = encode_worker_message(message)
-        with self._send_lock:
-            try:
-                self._sock.sendall(line)
-            except OSError:
-                os._exit(0)  # the kernel is gone
-
-    def receive(self) -> WorkerMessage:
-        line = self._lines.readline()
-        if not line:
-            os._exit(0)  # EOF: the kernel is gone
-        decoded = decode_worker_message(line)
-        if not decoded.ok:
-            print(f"nerve worker: {decoded.error}", file=sys.stderr, flush=True)
-            os._exit(3)
-        return decoded.value
-
-    def _watch(self) -> None:
-        watcher = select.poll()
-        watcher.register(self._sock.fileno(), select.POLLRDHUP)
-        while True:
-            for _fd, events in watcher.poll():
-                if events & (select.POLLRDHUP | select.POLLHUP | select.POLLERR | select.POLLNVAL):
-                    os._exit(0)  # the kernel is gone: do not outlive it
+from .worker_runtime import Channel, check_payload, redirect_output
 
 
 class SenseContext:
@@ -172,7 +125,7 @@ class SenseRuntime:
             value = function(ctx)
             if inspect.isawaitable(value):
                 value = self._run_async(value)
-            _check_payload(value)
+            check_payload(value, "compute")
         except (Exception, SystemExit) as exc:
             return ComputeResult(
                 request.id,
@@ -210,46 +163,9 @@ class SenseRuntime:
             self._loop.close()
 
 
-class PayloadError(TypeError):
-    pass
-
-
-def _check_payload(value: Any) -> None:
-    """A compute's return must be JSON as nerve stores it: no NaN or infinity (orjson would turn
-    them into null silently), no cycles, no other types, and at most 1 MiB."""
-    try:
-        encoded = orjson.dumps(value)
-    except TypeError as exc:
-        raise PayloadError(
-            f"compute returned a value that is not JSON-serialisable: {exc}"
-        ) from None
-    if len(encoded) > MAX_PAYLOAD_BYTES:
-        raise PayloadError(
-            f"compute returned {len(encoded)} bytes of JSON; the limit is {MAX_PAYLOAD_BYTES}"
-        )
-    if b"null" in encoded and _has_non_finite(value):
-        raise PayloadError("compute returned NaN or infinity, which JSON cannot hold")
-
-
-def _has_non_finite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(item) for item in value.values())
-    if isinstance(value, list | tuple):
-        return any(_has_non_finite(item) for item in value)
-    return False
-
-
 def main(args: dict[str, Any], proto_fd: int, output_fd: int) -> int:
     """Entry point in the forked child: `args` holds `root`, `group` and `senses`."""
-    os.dup2(output_fd, 1)
-    os.dup2(output_fd, 2)
-    os.close(output_fd)
-    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115 - lives as long as the process
-    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the kernel decides when workers stop
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    redirect_output(output_fd)
     channel = Channel(socket.socket(fileno=proto_fd))
     runtime = SenseRuntime(Workspace(Path(args["root"])), channel)
     runtime.load(list(args["senses"]))
