@@ -55,4 +55,5 @@ class LogType(StrEnum):
     CONFIG_ERROR = "config.error"
     KERNEL_START = "kernel.start"
     KERNEL_STOP = "kernel.stop"
-    SENSE_LOG = "sense.log"  # a sense's or role's own `ctx.log(...)`
+    SENSE_LOG = "sense.log"  # a sense's own `ctx.log(...)`
+    WORKFLOW_LOG = "workflow.log"  # a role's own `ctx.log(...)`, ref_id the run

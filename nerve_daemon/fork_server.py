@@ -30,8 +30,11 @@ from typing import Any
 import orjson
 
 # Worker kinds and the function each runs in the forked child: (module, function).
-WORKER_KINDS = {"sense": ("nerve_daemon.sense_worker", "main")}
-PRELOAD = ("nerve_daemon.sense_worker",)
+WORKER_KINDS = {
+    "sense": ("nerve_daemon.sense_worker", "main"),
+    "workflow": ("nerve_daemon.workflow_worker", "main"),
+}
+PRELOAD = ("nerve_daemon.sense_worker", "nerve_daemon.workflow_worker")
 MAX_REQUEST = 1 << 20
 
 

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
@@ -34,11 +35,13 @@ from nerve_core import (
     HealthResponse,
     LogType,
     NerveConfig,
+    RunStatus,
     SenseInfo,
     SenseLog,
     Signal,
     TriggerKind,
     WorkerInfo,
+    WorkflowDirective,
     Workspace,
 )
 from nerve_core.errors import NerveError
@@ -50,6 +53,7 @@ from .sense_group import KERNEL_SOURCE, ComputeOutcome, GroupPolicy, SenseGroup
 from .sense_outcomes import OutcomeRouter
 from .signal_bus import SignalBus
 from .worker_pool import WorkerPool
+from .workflow_manager import WorkflowManager
 
 log = logging.getLogger("nerve")
 
@@ -89,6 +93,7 @@ class Kernel:
         self._stop = anyio.Event()
         self._started_at = 0.0
         self._pool: WorkerPool | None = None
+        self._workflows: WorkflowManager | None = None
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -117,7 +122,18 @@ class Kernel:
 
     async def _run_parts(self, pool: WorkerPool, task_status: TaskStatus[None]) -> None:
         bus = SignalBus()
-        self._router = OutcomeRouter(self.config, self._record, bus.publish)
+        assert self._writer is not None
+        workflows = WorkflowManager(
+            self.config,
+            self.workspace.root,
+            pool,
+            self._writer,
+            self._record,
+            self.options.group_policy,
+            self.options.on_row,
+        )
+        self._workflows = workflows
+        self._router = OutcomeRouter(self.config, self._record, bus.publish, self._launch)
         for group_name, senses in self.config.sense_groups().items():
             group = SenseGroup(
                 group_name,
@@ -154,9 +170,13 @@ class Kernel:
                 self.groups, limits, self._record, self.options.resource_interval_s
             )
             groups = [await _Tracked.start(parts, group.run) for group in self.groups.values()]
+            runners = [await _Tracked.start(parts, r.run) for r in workflows.runners.values()]
             with anyio.move_on_after(self.options.group_policy.ready_timeout_s):
                 for group in self.groups.values():
                     await group.first_start.wait()
+                for runner in workflows.runners.values():
+                    await runner.first_start.wait()
+            await workflows.recover()
             scheduling = await _Tracked.start(parts, scheduler.run)
             await parts.start(watch.run)
             self.ready.set()
@@ -167,7 +187,8 @@ class Kernel:
             await scheduling.finish(self.options.stop_timeout_s)
             for group in self.groups.values():
                 await group.stop()
-            for tracked in groups:
+            await workflows.stop()
+            for tracked in (*groups, *runners):
                 await tracked.finish(self.options.stop_timeout_s)
             parts.cancel_scope.cancel()
         self._record(LogRow(KERNEL_SOURCE, LogType.KERNEL_STOP, {"pid": os.getpid()}))
@@ -181,6 +202,21 @@ class Kernel:
         if self._scheduler is None:
             raise NerveError("the kernel is not running")
         return self._scheduler.request(name, Trigger(TriggerKind.MANUAL))
+
+    async def trigger_workflow(
+        self, name: str, prompt: str = "", max_rounds: int | None = None, payload: Any = None
+    ) -> tuple[str, RunStatus]:
+        """Launch a run of workflow `name`; return its id and whether it started, queued or was
+        dropped. The run is committed before this returns."""
+        if self._workflows is None:
+            raise NerveError("the kernel is not running")
+        return await self._workflows.launch(name, prompt, max_rounds, "cli", payload)
+
+    async def cancel_workflow(self, run_id: str) -> RunStatus:
+        """Cancel a queued or started run."""
+        if self._workflows is None:
+            raise NerveError("the kernel is not running")
+        return await self._workflows.cancel(run_id)
 
     def list_senses(self) -> list[SenseInfo]:
         infos = []
@@ -215,6 +251,17 @@ class Kernel:
             )
             for name, group in self.groups.items()
         ]
+        if self._workflows is not None:
+            workers += [
+                WorkerInfo(
+                    kind="workflow",
+                    name=name,
+                    pid=runner.worker.pid if runner.worker and runner.worker.alive else None,
+                    state=str(runner.state),
+                    restarts=runner.restarts,
+                )
+                for name, runner in self._workflows.runners.items()
+            ]
         return HealthResponse(
             pid=os.getpid(),
             uptime_s=round(time.monotonic() - self._started_at, 3),
@@ -224,6 +271,15 @@ class Kernel:
         )
 
     # -- wiring ----------------------------------------------------------------------------------
+
+    async def _launch(self, sense: str, directive: WorkflowDirective, payload: Any) -> None:
+        assert self._workflows is not None
+        try:
+            await self._workflows.launch(
+                directive.workflow_name, directive.prompt, directive.max_rounds, sense, payload
+            )
+        except NerveError as exc:
+            log.error("sense %s: launch of %s failed: %s", sense, directive.workflow_name, exc)
 
     async def _execute(self, sense: str, trigger: Trigger) -> None:
         group = self._group_of[sense]

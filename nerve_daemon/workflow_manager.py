@@ -1,0 +1,523 @@
+"""The workflow manager: runs of every declared workflow, from launch to a recorded end.
+
+One `WorkflowRunner` per workflow owns a supervised worker process, its `concurrency` slots and
+its queue. A launch is recorded (committed) before it is answered: `started` when a slot is free,
+else `dropped` (`overflow: drop`) or `queued` (`overflow: queue`, bounded by `max_queue`: a full
+queue evicts its oldest run as `dropped`). Every role message is committed before the worker may
+begin the next round. When a worker dies, its runs are recorded `crashed`, the worker is
+respawned and each run resumes from its persisted messages (`started` again); 5 deaths within
+60 s stop the respawning and end its runs `failed`. On start, runs a previous kernel left
+`started` or `crashed` resume, `queued` ones queue again, in creation order.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup, TaskStatus
+
+from nerve_core import (
+    START,
+    CancelThread,
+    LogType,
+    MessageAck,
+    NerveConfig,
+    Overflow,
+    RunLog,
+    RunStatus,
+    ShutdownRequest,
+    StartThread,
+    ThreadEnd,
+    ThreadMessage,
+    WorkerReady,
+    WorkerState,
+    WorkflowConfig,
+)
+from nerve_core.errors import NerveError, ProtocolError
+from nerve_store import (
+    AppendLogs,
+    AppendMessage,
+    CreateRun,
+    LogRow,
+    LogWriter,
+    RunRecord,
+    TransitionRun,
+    WriteOp,
+)
+
+from .sense_group import KERNEL_SOURCE, GroupPolicy
+from .worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
+
+log = logging.getLogger("nerve")
+
+
+class UnknownWorkflow(NerveError):
+    pass
+
+
+class UnknownRun(NerveError):
+    pass
+
+
+def new_run_id() -> str:
+    """Sortable by creation time, unique: `20261123T085500-3fa2c1d0`."""
+    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+@dataclass
+class _Run:
+    run_id: str
+    prompt: str
+    max_rounds: int
+    worker: WorkerProcess | None = None
+
+
+class WorkflowRunner:
+    def __init__(
+        self,
+        name: str,
+        config: WorkflowConfig,
+        root: Path,
+        pool: WorkerPool,
+        writer: LogWriter,
+        record: Callable[[LogRow], None],
+        policy: GroupPolicy,
+        observe: Callable[[LogRow], None] | None = None,
+    ) -> None:
+        self.name = name
+        self._observe = observe
+        self.config = config
+        self.state = WorkerState.STOPPED
+        self.worker: WorkerProcess | None = None
+        self.restarts = 0
+        self._root = root
+        self._pool = pool
+        self._writer = writer
+        self._record = record
+        self._policy = policy
+        self._active: dict[str, _Run] = {}
+        self._queue: collections.deque[_Run] = collections.deque()
+        self._to_resume: list[_Run] = []
+        self._crashes: collections.deque[float] = collections.deque()
+        self._stopping = anyio.Event()
+        self._replace = anyio.Event()
+        self._group: TaskGroup | None = None
+        self.first_start = anyio.Event()
+
+    # -- launching and cancelling ----------------------------------------------------------------
+
+    async def launch(
+        self, prompt: str, max_rounds: int, origin: str, payload: Any = None
+    ) -> tuple[str, RunStatus]:
+        """Record a new run and start, queue or drop it; return its id and status."""
+        run = _Run(new_run_id(), prompt, max_rounds)
+        create = CreateRun(run.run_id, self.name, prompt, max_rounds, origin, payload)
+        if self.state is WorkerState.FATAL:
+            await self._write(create)
+            await self._end(
+                run.run_id, RunStatus.FAILED, "the workflow's worker is FATAL (crash loop)"
+            )
+            return run.run_id, RunStatus.FAILED
+        if len(self._active) < self.config.concurrency and self._can_start():
+            await self._write(create)
+            await self._start(run)
+            return run.run_id, RunStatus.STARTED
+        if self.config.overflow is Overflow.DROP or self.config.max_queue == 0:
+            reason = (
+                f"concurrency {self.config.concurrency} reached (overflow: {self.config.overflow})"
+            )
+            await self._write(
+                CreateRun(
+                    run.run_id,
+                    self.name,
+                    prompt,
+                    max_rounds,
+                    origin,
+                    payload,
+                    status=RunStatus.DROPPED,
+                    reason=reason,
+                )
+            )
+            return run.run_id, RunStatus.DROPPED
+        await self._write(create)
+        if len(self._queue) >= self.config.max_queue:
+            evicted = self._queue.popleft()
+            await self._end(
+                evicted.run_id,
+                RunStatus.DROPPED,
+                f"evicted from a full queue (max_queue {self.config.max_queue})",
+            )
+        self._queue.append(run)
+        await self._fill_slots()
+        return run.run_id, RunStatus.STARTED if run.run_id in self._active else RunStatus.QUEUED
+
+    async def cancel(self, run_id: str) -> bool:
+        """Cancel a queued or started run of this workflow; False if it is neither."""
+        for queued in self._queue:
+            if queued.run_id == run_id:
+                self._queue.remove(queued)
+                await self._end(run_id, RunStatus.CANCELLED, "cancelled")
+                return True
+        run = self._active.pop(run_id, None)
+        if run is None:
+            return False
+        await self._end(run_id, RunStatus.CANCELLED, "cancelled")
+        if run.worker is not None and run.worker.alive:
+            with contextlib.suppress(WorkerExited):
+                await run.worker.send(CancelThread(run_id))
+        await self._fill_slots()
+        return True
+
+    async def recover(self, runs: list[RunRecord]) -> None:
+        """Take over runs a previous kernel left unfinished (oldest first)."""
+        for record in runs:
+            run = _Run(record.run_id, record.prompt, record.max_rounds)
+            if record.status is RunStatus.QUEUED:
+                self._queue.append(run)
+                continue
+            if record.status is RunStatus.STARTED:
+                await self._write(
+                    TransitionRun(
+                        run.run_id, RunStatus.CRASHED, reason="the daemon stopped while it ran"
+                    )
+                )
+            self._to_resume.append(run)
+        await self._resume_crashed()
+        await self._fill_slots()
+
+    # -- supervision -----------------------------------------------------------------------------
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        async with anyio.create_task_group() as group:
+            self._group = group
+            task_status.started()
+            await self._supervise()
+            group.cancel_scope.cancel()
+
+    async def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            outcome = await self._run_one_worker()
+            if outcome == "stopped" or self._stopping.is_set():
+                return
+            if outcome == "replaced":
+                self.restarts += 1
+                continue
+            now = anyio.current_time()
+            self._crashes.append(now)
+            while self._crashes and self._crashes[0] < now - self._policy.crash_window_s:
+                self._crashes.popleft()
+            if len(self._crashes) >= self._policy.crash_limit:
+                await self._enter_fatal()
+                await self._stopping.wait()
+                return
+            self.state = WorkerState.BACKOFF
+            repeats = len(self._crashes) - 1
+            delay = (
+                0.0
+                if repeats == 0
+                else min(
+                    self._policy.backoff_first_s * 2 ** (repeats - 1), self._policy.backoff_max_s
+                )
+            )
+            with anyio.move_on_after(delay):
+                await self._stopping.wait()
+            self.restarts += 1
+
+    async def _run_one_worker(self) -> str:
+        self.state = WorkerState.STARTING
+        args = {"root": str(self._root), "workflow": self.name}
+        try:
+            worker = await self._pool.spawn("workflow", f"workflow:{self.name}", args)
+            with anyio.fail_after(self._policy.ready_timeout_s):
+                ready = await worker.receive()
+            if not isinstance(ready, WorkerReady):
+                raise ProtocolError(f"expected ready, got {type(ready).__name__}")
+        except (WorkerStartError, WorkerExited, ProtocolError, TimeoutError) as exc:
+            log.error("workflow %s: the worker did not start: %s", self.name, exc)
+            self.first_start.set()
+            return "crashed"
+        self.worker = worker
+        self.state = WorkerState.RUNNING
+        self.first_start.set()
+        self._record(
+            LogRow(KERNEL_SOURCE, LogType.WORKER_START, {"workflow": self.name, "pid": worker.pid})
+        )
+        for error in ready.errors.values():
+            log.error("workflow %s: %s", self.name, error)
+        assert self._group is not None
+        self._group.start_soon(self._read, worker)
+        await self._resume_crashed()
+        await self._fill_slots()
+        self._replace = anyio.Event()
+        async with anyio.create_task_group() as waiting:
+
+            async def replaced() -> None:
+                await self._replace.wait()
+                waiting.cancel_scope.cancel()
+
+            async def stopping() -> None:
+                await self._stopping.wait()
+                waiting.cancel_scope.cancel()
+
+            waiting.start_soon(replaced)
+            waiting.start_soon(stopping)
+            await worker.wait()
+            waiting.cancel_scope.cancel()
+        if self._stopping.is_set():
+            await self._shut_down(worker)
+            return "stopped"
+        if self._replace.is_set():
+            return "replaced"
+        code = worker.exit_code
+        self._record(
+            LogRow(
+                KERNEL_SOURCE,
+                LogType.WORKER_EXIT,
+                {"workflow": self.name, "pid": worker.pid, "code": code, "reason": "crash"},
+            )
+        )
+        await self._writer.write_async(AppendLogs([]))  # a barrier: its messages are committed
+        for run in [run for run in self._active.values() if run.worker is worker]:
+            del self._active[run.run_id]
+            await self._write(
+                TransitionRun(
+                    run.run_id, RunStatus.CRASHED, reason=f"the worker exited with code {code}"
+                )
+            )
+            self._to_resume.append(run)
+        return "crashed"
+
+    async def drain_and_respawn(self, timeout: float) -> None:
+        """New runs go to a fresh worker; the old one finishes its runs within `timeout`, then
+        those still going are recorded `interrupted`."""
+        old = self.worker
+        if old is None or not old.alive:
+            return
+        self._replace.set()
+        with anyio.move_on_after(timeout):
+            while any(run.worker is old for run in self._active.values()):
+                await anyio.sleep(0.01)
+        for run in [run for run in self._active.values() if run.worker is old]:
+            del self._active[run.run_id]
+            await self._end(
+                run.run_id,
+                RunStatus.INTERRUPTED,
+                f"still running {timeout:g}s after its workflow was reloaded",
+            )
+        await self._shut_down(old)
+        await self._fill_slots()
+
+    async def stop(self) -> None:
+        """Stop the worker; runs in flight stay `started` and resume at the next start."""
+        self._stopping.set()
+
+    # -- the worker's messages -------------------------------------------------------------------
+
+    async def _read(self, worker: WorkerProcess) -> None:
+        async with anyio.create_task_group() as writes:
+            while True:
+                try:
+                    message = await worker.receive()
+                except (WorkerExited, ProtocolError):
+                    return
+                match message:
+                    case ThreadMessage():
+                        run = self._active.get(message.run_id)
+                        if run is not None and run.worker is worker:
+                            writes.start_soon(self._persist, worker, message)
+                    case ThreadEnd():
+                        await self._thread_ended(worker, message)
+                    case RunLog():
+                        self._record(
+                            LogRow(
+                                self.name,
+                                LogType.WORKFLOW_LOG,
+                                {
+                                    "level": message.level,
+                                    "message": message.message,
+                                    "fields": message.fields,
+                                },
+                                ref_id=message.run_id,
+                            )
+                        )
+                    case _:
+                        log.warning("workflow %s: unexpected %s", self.name, type(message).__name__)
+
+    async def _persist(self, worker: WorkerProcess, message: ThreadMessage) -> None:
+        op = AppendMessage(message.run_id, self.name, message.round, message.role, message.content)
+        try:
+            await self._write(op)
+        except Exception as exc:
+            log.error(
+                "workflow %s: run %s: a message could not be committed: %s",
+                self.name,
+                message.run_id,
+                exc,
+            )
+            if self._active.pop(message.run_id, None) is not None:
+                await self._end(
+                    message.run_id, RunStatus.FAILED, f"a message could not be committed: {exc}"
+                )
+            return
+        with contextlib.suppress(WorkerExited):  # a dead worker is supervision's to handle
+            await worker.send(MessageAck(message.run_id, message.round))
+
+    async def _thread_ended(self, worker: WorkerProcess, end: ThreadEnd) -> None:
+        run = self._active.get(end.run_id)
+        if run is None or run.worker is not worker:
+            return  # cancelled or interrupted already
+        del self._active[end.run_id]
+        status = RunStatus.COMPLETED if end.status == "completed" else RunStatus.FAILED
+        await self._end(end.run_id, status, end.reason, end.traceback)
+        await self._fill_slots()
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _can_start(self) -> bool:
+        return self.state is WorkerState.RUNNING and self.worker is not None and self.worker.alive
+
+    async def _fill_slots(self) -> None:
+        while self._queue and len(self._active) < self.config.concurrency and self._can_start():
+            await self._start(self._queue.popleft())
+
+    async def _start(self, run: _Run) -> None:
+        await self._write(TransitionRun(run.run_id, RunStatus.STARTED))
+        await self._write(AppendMessage(run.run_id, self.name, 0, START, run.prompt))
+        await self._send_start(run, resume=False)
+
+    async def _resume_crashed(self) -> None:
+        if not self._can_start():
+            return
+        await self._writer.write_async(AppendLogs([]))  # every message sent so far is committed
+        while self._to_resume:
+            run = self._to_resume.pop(0)
+            await self._write(TransitionRun(run.run_id, RunStatus.STARTED, reason="resumed"))
+            await self._send_start(run, resume=True)
+
+    async def _send_start(self, run: _Run, *, resume: bool) -> None:
+        assert self.worker is not None
+        run.worker = self.worker
+        self._active[run.run_id] = run
+        thread = self._writer.store.messages(run.run_id)
+        start = StartThread(run.run_id, run.prompt, run.max_rounds, thread, resume)
+        with contextlib.suppress(WorkerExited):  # supervision records it crashed, resumes it
+            await self.worker.send(start)
+
+    async def _end(
+        self, run_id: str, status: RunStatus, reason: str | None, trace: str | None = None
+    ) -> None:
+        error = reason if status is RunStatus.FAILED else None
+        if trace:
+            error = f"{reason}\n{trace}"
+        await self._write(TransitionRun(run_id, status, reason=reason, error=error))
+
+    async def _write(self, op: WriteOp) -> None:
+        await self._writer.write_async(op)
+        if self._observe is None:
+            return
+        match op:  # show observers (the live view) what was just committed
+            case CreateRun() | TransitionRun():
+                payload: dict[str, Any] = {"status": str(op.status), "reason": op.reason}
+                self._observe(LogRow(self.name, LogType.WORKFLOW_STATUS, payload, ref_id=op.run_id))
+            case AppendMessage():
+                payload = {"round": op.round, "role": op.role, "content": op.content}
+                self._observe(
+                    LogRow(self.name, LogType.WORKFLOW_MESSAGE, payload, ref_id=op.run_id)
+                )
+
+    async def _enter_fatal(self) -> None:
+        self.state = WorkerState.FATAL
+        count, window = self._policy.crash_limit, self._policy.crash_window_s
+        reason = f"the workflow's worker exited {count} times within {window:g}s; respawn stopped"
+        log.error("workflow %s: %s", self.name, reason)
+        self._record(
+            LogRow(
+                KERNEL_SOURCE,
+                LogType.WORKER_CRASH_LOOP,
+                {"workflow": self.name, "exits": count, "window_s": window},
+            )
+        )
+        for run in self._to_resume:
+            await self._end(run.run_id, RunStatus.FAILED, reason)
+        self._to_resume.clear()
+        while self._queue:
+            await self._end(self._queue.popleft().run_id, RunStatus.DROPPED, reason)
+
+    async def _shut_down(self, worker: WorkerProcess) -> None:
+        try:
+            await worker.send(ShutdownRequest())
+        except WorkerExited:
+            return
+        with anyio.move_on_after(self._policy.stop_timeout_s, shield=True):
+            await worker.wait()
+        worker.kill()
+
+
+class WorkflowManager:
+    """The runners of every declared workflow, and the one entry for launches and cancels."""
+
+    def __init__(
+        self,
+        config: NerveConfig,
+        root: Path,
+        pool: WorkerPool,
+        writer: LogWriter,
+        record: Callable[[LogRow], None],
+        policy: GroupPolicy,
+        observe: Callable[[LogRow], None] | None = None,
+    ) -> None:
+        self._config = config
+        self.runners = {
+            name: WorkflowRunner(name, workflow, root, pool, writer, record, policy, observe)
+            for name, workflow in config.workflows.items()
+        }
+        self._writer = writer
+
+    async def launch(
+        self, workflow: str, prompt: str, max_rounds: int | None, origin: str, payload: Any = None
+    ) -> tuple[str, RunStatus]:
+        runner = self.runners.get(workflow)
+        if runner is None:
+            raise UnknownWorkflow(f'no workflow "{workflow}" in nerve.yaml')
+        return await runner.launch(prompt, max_rounds or self._config.max_rounds, origin, payload)
+
+    async def cancel(self, run_id: str) -> RunStatus:
+        for runner in self.runners.values():
+            if await runner.cancel(run_id):
+                return RunStatus.CANCELLED
+        record = self._writer.store.run(run_id)
+        if record is None:
+            raise UnknownRun(f'no workflow run "{run_id}"')
+        raise UnknownRun(
+            f'run "{run_id}" is already {record.status}: only a queued or started run can be'
+            " cancelled"
+        )
+
+    async def recover(self) -> None:
+        """Resume or re-queue what a previous kernel left unfinished."""
+        by_workflow: dict[str, list[RunRecord]] = collections.defaultdict(list)
+        for record in self._writer.store.unfinished_runs():
+            if record.workflow in self.runners:
+                by_workflow[record.workflow].append(record)
+                continue
+            status = RunStatus.DROPPED if record.status is RunStatus.QUEUED else RunStatus.FAILED
+            await self._writer.write_async(
+                TransitionRun(
+                    record.run_id, status, reason="its workflow is no longer declared in nerve.yaml"
+                )
+            )
+        for workflow, records in by_workflow.items():
+            await self.runners[workflow].recover(records)
+
+    async def stop(self) -> None:
+        for runner in self.runners.values():
+            await runner.stop()

@@ -1,0 +1,233 @@
+"""The workflow worker: the process of one workflow, forked from the fork server.
+
+It imports `workflows/<name>/workflow.py` (after the fork: a respawned worker sees the code on
+disk now) and runs threads as anyio tasks, as many at once as the kernel starts (it keeps the
+workflow's `concurrency`): `def` roles and moderators in worker threads, `async def` ones on the
+loop. Each round the moderator picks a role or END; the role's return is sent to the kernel as a
+`ThreadMessage`, and the round after it starts only once the kernel has acknowledged it, that
+is, committed it. A dead kernel ends the worker (the watchdog of `worker_runtime`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+from anyio.abc import UNIXSocketStream
+from anyio.lowlevel import EventLoopToken, current_token
+from anyio.streams.buffered import BufferedByteReceiveStream
+from sqlalchemy import Engine
+
+from nerve_core import (
+    END,
+    MAX_LINE_BYTES,
+    CancelThread,
+    MessageAck,
+    RunLog,
+    ShutdownRequest,
+    StartThread,
+    ThreadEnd,
+    ThreadMessage,
+    WorkerMessage,
+    WorkerReady,
+    WorkflowDefinition,
+    WorkflowMessage,
+    Workspace,
+    decode_worker_message,
+    encode_worker_message,
+    require_name,
+)
+from nerve_core.errors import NerveError
+from nerve_store import BlobStore, open_sense_db_readonly
+
+from .user_modules import load_workflow_definition
+from .worker_runtime import check_payload, redirect_output, watch_kernel
+
+
+class RoleContext:
+    """The `ctx` a role receives (DESIGN.md, "Workflow contract")."""
+
+    def __init__(
+        self, runtime: WorkflowRuntime, run_id: str, prompt: str, thread: Sequence[WorkflowMessage]
+    ) -> None:
+        self.run_id = run_id
+        self.prompt = prompt
+        self.thread = tuple(thread)
+        self._runtime = runtime
+
+    @property
+    def blobs(self) -> BlobStore:
+        return self._runtime.blobs
+
+    def peer(self, sense: str) -> Engine:
+        """A sense's database, read-only."""
+        return self._runtime.peer(sense)
+
+    def log(self, level: str, message: str, **fields: Any) -> None:
+        """A row in logs.db (type `workflow.log`, source the workflow, ref the run)."""
+        import orjson
+
+        safe = orjson.loads(orjson.dumps(fields, default=repr))
+        self._runtime.post(RunLog(self.run_id, str(level), str(message), safe))
+
+
+class WorkflowRuntime:
+    def __init__(self, workspace: Workspace, name: str, token: EventLoopToken) -> None:
+        self.workspace = workspace
+        self.name = name
+        self.blobs = BlobStore(workspace.blobs_dir)
+        self.definition: WorkflowDefinition | None = None
+        self.load_error: str | None = None
+        self._peers: dict[str, Engine] = {}
+        self._peers_lock = threading.Lock()
+        self._scopes: dict[str, anyio.CancelScope] = {}
+        self._acks: dict[tuple[str, int], anyio.Event] = {}
+        self._outbox_in, self._outbox_out = anyio.create_memory_object_stream[WorkerMessage](
+            math.inf
+        )
+        self._loop_thread = threading.get_ident()
+        self._token = token
+
+    def load(self) -> None:
+        try:
+            self.definition = load_workflow_definition(self.workspace, self.name)
+        except NerveError as exc:
+            self.load_error = str(exc)
+
+    def peer(self, sense: str) -> Engine:
+        require_name(sense, "sense name")
+        with self._peers_lock:
+            if sense not in self._peers:
+                self._peers[sense] = open_sense_db_readonly(self.workspace, sense)
+            return self._peers[sense]
+
+    def post(self, message: WorkerMessage) -> None:
+        """Queue a message to the kernel, from the loop or from a role's thread."""
+        if threading.get_ident() == self._loop_thread:
+            self._outbox_in.send_nowait(message)
+        else:
+            anyio.from_thread.run_sync(self._outbox_in.send_nowait, message, token=self._token)
+
+    async def send_loop(self, stream: UNIXSocketStream) -> None:
+        async for message in self._outbox_out:
+            await stream.send(encode_worker_message(message))
+
+    def acknowledged(self, ack: MessageAck) -> None:
+        event = self._acks.pop((ack.run_id, ack.round), None)
+        if event is not None:
+            event.set()
+
+    def cancel(self, run_id: str) -> None:
+        scope = self._scopes.get(run_id)
+        if scope is not None:
+            scope.cancel()
+
+    async def run_thread(self, start: StartThread) -> None:
+        scope = anyio.CancelScope()
+        self._scopes[start.run_id] = scope
+        try:
+            with scope:
+                end = await self._rounds(start)
+                self.post(end)
+            if scope.cancelled_caught:
+                self.post(ThreadEnd(start.run_id, "cancelled", "cancelled"))
+        finally:
+            self._scopes.pop(start.run_id, None)
+
+    async def _rounds(self, start: StartThread) -> ThreadEnd:
+        run_id = start.run_id
+        if self.definition is None:
+            return ThreadEnd(run_id, "failed", self.load_error or "workflow not loaded")
+        roles = self.definition.roles
+        thread = list(start.thread)
+        try:
+            while True:
+                turns = len(thread) - 1
+                choice = await _call(self.definition.moderator, tuple(thread))
+                if choice == END:
+                    return ThreadEnd(run_id, "completed", None)
+                if not isinstance(choice, str) or choice not in roles:
+                    known = ", ".join(sorted(roles))
+                    return ThreadEnd(
+                        run_id,
+                        "failed",
+                        f"the moderator named an unknown role {choice!r} (roles: {known})",
+                    )
+                if turns >= start.max_rounds:
+                    return ThreadEnd(
+                        run_id, "failed", f"{start.max_rounds} role turns passed without END"
+                    )
+                ctx = RoleContext(self, run_id, start.prompt, thread)
+                content = await _call(roles[choice], ctx)
+                check_payload(content, f"role {choice!r}")
+                acked = anyio.Event()
+                self._acks[(run_id, turns + 1)] = acked
+                self.post(ThreadMessage(run_id, turns + 1, choice, content))
+                await acked.wait()  # committed by the kernel: the next round may begin
+                thread.append(
+                    WorkflowMessage(turns + 1, choice, content, time.time_ns() // 1_000_000)
+                )
+        except Exception as exc:
+            return ThreadEnd(
+                run_id, "failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()
+            )
+
+
+async def _call(function: Any, argument: Any) -> Any:
+    """Call a role or moderator: `async def` on the loop, `def` in a worker thread (abandoned,
+    not waited for, if the run is cancelled)."""
+    if inspect.iscoroutinefunction(function):
+        return await function(argument)
+    value = await anyio.to_thread.run_sync(function, argument, abandon_on_cancel=True)
+    if inspect.isawaitable(value):
+        value = await value
+    return value
+
+
+async def serve(args: dict[str, Any], proto_fd: int) -> int:
+    sock = socket.socket(fileno=proto_fd)
+    watch_kernel(sock)
+    stream = await UNIXSocketStream.from_socket(sock)
+    reader = BufferedByteReceiveStream(stream)
+    workspace = Workspace(Path(args["root"]))
+    runtime = WorkflowRuntime(workspace, args["workflow"], current_token())
+    runtime.load()
+    errors = {runtime.name: runtime.load_error} if runtime.load_error else {}
+    await stream.send(encode_worker_message(WorkerReady(os.getpid(), errors)))
+    async with anyio.create_task_group() as group:
+        group.start_soon(runtime.send_loop, stream)
+        while True:
+            try:
+                line = await reader.receive_until(b"\n", MAX_LINE_BYTES * 16)
+            except (anyio.EndOfStream, anyio.IncompleteRead, anyio.BrokenResourceError):
+                os._exit(0)  # the kernel is gone
+            decoded = decode_worker_message(line)
+            if not decoded.ok:
+                print(f"nerve workflow worker: {decoded.error}", flush=True)
+                return 3
+            match decoded.value:
+                case StartThread() as start:
+                    group.start_soon(runtime.run_thread, start)
+                case MessageAck() as ack:
+                    runtime.acknowledged(ack)
+                case CancelThread(run_id=run_id):
+                    runtime.cancel(run_id)
+                case ShutdownRequest():
+                    group.cancel_scope.cancel()
+                    break
+    return 0
+
+
+def main(args: dict[str, Any], proto_fd: int, output_fd: int) -> int:
+    """Entry point in the forked child: `args` holds `root` and `workflow`."""
+    redirect_output(output_fd)
+    return anyio.run(serve, args, proto_fd)
