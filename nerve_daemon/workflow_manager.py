@@ -122,11 +122,20 @@ class WorkflowRunner:
         run = _Run(new_run_id(), prompt, max_rounds)
         create = CreateRun(run.run_id, self.name, prompt, max_rounds, origin, payload)
         if self.state is WorkerState.FATAL:
-            await self._write(create)
-            await self._end(
-                run.run_id, RunStatus.FAILED, "the workflow's worker is FATAL (crash loop)"
+            reason = "the workflow's worker is FATAL (crash loop): nothing can run it"
+            await self._write(
+                CreateRun(
+                    run.run_id,
+                    self.name,
+                    prompt,
+                    max_rounds,
+                    origin,
+                    payload,
+                    status=RunStatus.DROPPED,
+                    reason=reason,
+                )
             )
-            return run.run_id, RunStatus.FAILED
+            return run.run_id, RunStatus.DROPPED
         if len(self._active) < self.config.concurrency and self._can_start():
             await self._write(create)
             await self._start(run)

@@ -20,16 +20,24 @@ from nerve_store import LogRow
 
 
 def build_workspace(
-    root: Path, config: str, senses: dict[str, str], files: dict[str, str] | None = None
+    root: Path,
+    config: str,
+    senses: dict[str, str],
+    files: dict[str, str] | None = None,
+    workflows: dict[str, str] | None = None,
 ) -> Path:
-    """Write nerve.yaml, `senses/<name>/compute.py` for each sense, and any other `files` (by
-    path relative to the workspace)."""
+    """Write nerve.yaml, `senses/<name>/compute.py` for each sense, `workflows/<name>/workflow.py`
+    for each workflow, and any other `files` (by path relative to the workspace)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "nerve.yaml").write_text(textwrap.dedent(config))
     for name, code in senses.items():
         folder = root / "senses" / name
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "compute.py").write_text(textwrap.dedent(code))
+    for name, code in (workflows or {}).items():
+        folder = root / "workflows" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "workflow.py").write_text(textwrap.dedent(code))
     for relative, text in (files or {}).items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,6 +53,14 @@ class Recorder:
 
     def of(self, type_: str, source: str | None = None) -> list[LogRow]:
         return [r for r in self.rows if r.type == type_ and (source is None or r.source == source)]
+
+    def statuses(self, run_id: str) -> list[str]:
+        """The status history of a run, as committed."""
+        return [
+            r.payload["status"]
+            for r in self.rows
+            if r.type == "workflow.status" and r.ref_id == run_id
+        ]
 
     def computes_of(self, sense: str) -> list[tuple[Trigger, ComputeOutcome]]:
         return [(trigger, outcome) for name, trigger, outcome in self.computes if name == sense]
@@ -89,7 +105,12 @@ async def running(
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Callable[..., Path]:
-    def make(config: str, senses: dict[str, str], files: dict[str, str] | None = None) -> Path:
-        return build_workspace(tmp_path / "ws", config, senses, files)
+    def make(
+        config: str,
+        senses: dict[str, str],
+        files: dict[str, str] | None = None,
+        workflows: dict[str, str] | None = None,
+    ) -> Path:
+        return build_workspace(tmp_path / "ws", config, senses, files, workflows)
 
     return make

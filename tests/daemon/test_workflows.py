@@ -1,0 +1,380 @@
+"""Workflow runs through the embedded kernel: launch, limits, ends, cancel, crashes, drain."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from nerve_core import START, LogType, RunStatus, WorkerState
+from nerve_store import LogStore
+
+from .conftest import running, wait_until
+
+pytestmark = pytest.mark.anyio
+
+TWO_ROLES = """
+import time
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+def moderator(thread):
+    return {START: "planner", "planner": "executor"}.get(thread[-1].role, END)
+
+def planner(ctx):
+    return {"plan": f"handle: {ctx.prompt}", "run": ctx.run_id}
+
+async def executor(ctx):
+    return {"done": ctx.thread[-1].content["plan"], "rounds_seen": len(ctx.thread)}
+
+definition = WorkflowDefinition(moderator=moderator, roles={"planner": planner, "executor": executor})
+"""
+
+SLOW = """
+import time
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+def moderator(thread):
+    return "sleeper" if thread[-1].role == START else END
+
+def sleeper(ctx):
+    time.sleep(float(ctx.prompt or "1"))
+    return "slept"
+
+definition = WorkflowDefinition(moderator=moderator, roles={"sleeper": sleeper})
+"""
+
+
+def final_status(root: Path, run_id: str) -> RunStatus | None:
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        run = store.run(run_id)
+    return None if run is None else run.status
+
+
+async def test_a_sense_directive_launches_a_run_that_completes_with_its_thread_persisted(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        "senses:\n  disk: {}\nworkflows:\n  cleanup: {}\n",
+        {
+            "disk": "def compute(ctx):\n    return {'workflow': 'cleanup|5|Disk | nearly full', 'path': '/'}\n"
+        },
+        workflows={"cleanup": TWO_ROLES},
+    )
+    async with running(root) as (kernel, recorder):
+        kernel.trigger_sense("disk")
+        await wait_until(
+            lambda: any(
+                r.payload.get("status") == "completed" for r in recorder.of(LogType.WORKFLOW_STATUS)
+            )
+        )
+    [status_row] = [
+        r for r in recorder.of(LogType.WORKFLOW_STATUS) if r.payload["status"] == "completed"
+    ]
+    run_id = status_row.ref_id
+    assert run_id is not None
+    assert recorder.statuses(run_id) == ["queued", "started", "completed"]
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        thread = store.messages(run_id)
+        run = store.run(run_id)
+    assert [(m.round, m.role) for m in thread] == [(0, START), (1, "planner"), (2, "executor")]
+    assert thread[0].content == "Disk | nearly full"
+    assert thread[1].content == {"plan": "handle: Disk | nearly full", "run": run_id}
+    assert thread[2].content == {"done": "handle: Disk | nearly full", "rounds_seen": 2}
+    assert run is not None
+    assert (run.origin, run.max_rounds, run.rounds, run.payload) == ("disk", 5, 2, {"path": "/"})
+
+
+async def test_overflow_drop_records_runs_beyond_concurrency_as_dropped(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        "workflows:\n  slow:\n    concurrency: 2\n    overflow: drop\n",
+        {},
+        workflows={"slow": SLOW},
+    )
+    async with running(root) as (kernel, _):
+        results = [await kernel.trigger_workflow("slow", "0.5") for _ in range(5)]
+        statuses = [status for _, status in results]
+        assert statuses == [
+            RunStatus.STARTED,
+            RunStatus.STARTED,
+            RunStatus.DROPPED,
+            RunStatus.DROPPED,
+            RunStatus.DROPPED,
+        ]
+        await wait_until(
+            lambda: all(
+                final_status(root, run_id) is not RunStatus.STARTED for run_id, _ in results
+            )
+        )
+    assert [final_status(root, run_id) for run_id, _ in results] == [RunStatus.COMPLETED] * 2 + [
+        RunStatus.DROPPED
+    ] * 3
+
+
+async def test_overflow_queue_runs_in_order_and_a_full_queue_evicts_its_oldest(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        "workflows:\n  slow:\n    concurrency: 1\n    overflow: queue\n    max_queue: 2\n",
+        {},
+        workflows={"slow": SLOW},
+    )
+    async with running(root) as (kernel, recorder):
+        results = [await kernel.trigger_workflow("slow", "0.3") for _ in range(5)]
+        ids = [run_id for run_id, _ in results]
+        assert [status for _, status in results] == [RunStatus.STARTED] + [RunStatus.QUEUED] * 4
+        await wait_until(
+            lambda: all(
+                final_status(root, run_id) in (RunStatus.COMPLETED, RunStatus.DROPPED)
+                for run_id in ids
+            ),
+            timeout=30,
+        )
+    finals = [final_status(root, run_id) for run_id in ids]
+    assert finals == [
+        RunStatus.COMPLETED,
+        RunStatus.DROPPED,
+        RunStatus.DROPPED,
+        RunStatus.COMPLETED,
+        RunStatus.COMPLETED,
+    ]
+    evicted = [r for r in recorder.of(LogType.WORKFLOW_STATUS) if r.payload["status"] == "dropped"]
+    assert [r.ref_id for r in evicted] == [ids[1], ids[2]]  # oldest queued first
+    assert all("evicted from a full queue" in r.payload["reason"] for r in evicted)
+    started_order = [
+        r.ref_id for r in recorder.of(LogType.WORKFLOW_STATUS) if r.payload["status"] == "started"
+    ]
+    assert started_order == [ids[0], ids[3], ids[4]]
+
+
+LOOPER = """
+from nerve_core.workflow import END, WorkflowDefinition
+
+def moderator(thread):
+    return "again"
+
+def again(ctx):
+    return len(ctx.thread)
+
+definition = WorkflowDefinition(moderator=moderator, roles={"again": again})
+"""
+
+BROKEN_ROLES = """
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+def moderator(thread):
+    if thread[0].content == "unknown":
+        return "nobody"
+    return "boom" if thread[-1].role == START else END
+
+def boom(ctx):
+    raise RuntimeError("the role broke")
+
+definition = WorkflowDefinition(moderator=moderator, roles={"boom": boom})
+"""
+
+
+async def test_a_run_fails_after_max_rounds_turns_without_end(ws: Callable[..., Path]) -> None:
+    root = ws(
+        "max_rounds: 4\nworkflows:\n  looper: {concurrency: 2}\n", {}, workflows={"looper": LOOPER}
+    )
+    async with running(root) as (kernel, _):
+        run_default, _ = await kernel.trigger_workflow("looper")
+        run_three, _ = await kernel.trigger_workflow("looper", max_rounds=3)
+        await wait_until(
+            lambda: (
+                final_status(root, run_default) is RunStatus.FAILED
+                and final_status(root, run_three) is RunStatus.FAILED
+            )
+        )
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        assert len(store.messages(run_default)) == 1 + 4
+        assert len(store.messages(run_three)) == 1 + 3
+        run = store.run(run_three)
+    assert run is not None
+    assert run.error == "3 role turns passed without END"
+
+
+async def test_a_raising_role_and_an_unknown_role_fail_the_run_with_the_reason(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws("workflows:\n  broken:\n    concurrency: 2\n", {}, workflows={"broken": BROKEN_ROLES})
+    async with running(root) as (kernel, _):
+        raising, _ = await kernel.trigger_workflow("broken", "raise")
+        unknown, _ = await kernel.trigger_workflow("broken", "unknown")
+        await wait_until(
+            lambda: (
+                final_status(root, raising) is RunStatus.FAILED
+                and final_status(root, unknown) is RunStatus.FAILED
+            )
+        )
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        raised, named = store.run(raising), store.run(unknown)
+    assert raised is not None
+    assert raised.error is not None
+    assert raised.error.startswith("RuntimeError: the role broke")
+    assert "workflows/broken/workflow.py" in raised.error  # the traceback
+    assert named is not None
+    assert named.error == "the moderator named an unknown role 'nobody' (roles: boom)"
+
+
+async def test_a_queued_and_a_started_run_can_be_cancelled(ws: Callable[..., Path]) -> None:
+    root = ws("workflows:\n  slow:\n    overflow: queue\n", {}, workflows={"slow": SLOW})
+    async with running(root) as (kernel, _):
+        started, _ = await kernel.trigger_workflow("slow", "30")
+        queued, status = await kernel.trigger_workflow("slow", "0.1")
+        assert status is RunStatus.QUEUED
+        assert await kernel.cancel_workflow(queued) is RunStatus.CANCELLED
+        assert await kernel.cancel_workflow(started) is RunStatus.CANCELLED
+        after, status = await kernel.trigger_workflow("slow", "0.1")
+        assert status is RunStatus.STARTED  # the slot was freed
+        await wait_until(lambda: final_status(root, after) is RunStatus.COMPLETED)
+        from nerve_daemon.workflow_manager import UnknownRun
+
+        with pytest.raises(UnknownRun, match="already cancelled"):
+            await kernel.cancel_workflow(started)
+        with pytest.raises(UnknownRun, match="no workflow run"):
+            await kernel.cancel_workflow("nope")
+    assert final_status(root, started) is RunStatus.CANCELLED
+    assert final_status(root, queued) is RunStatus.CANCELLED
+
+
+async def test_a_worker_killed_mid_role_is_respawned_and_the_run_resumes_and_completes(
+    ws: Callable[..., Path],
+) -> None:
+    steps = """
+import time
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+def moderator(thread):
+    return {START: "first", "first": "second"}.get(thread[-1].role, END)
+
+def first(ctx):
+    return "one"
+
+def second(ctx):
+    time.sleep(1.0)
+    return "two"
+
+definition = WorkflowDefinition(moderator=moderator, roles={"first": first, "second": second})
+"""
+    root = ws("workflows:\n  steps: {}\n", {}, workflows={"steps": steps})
+    async with running(root) as (kernel, recorder):
+        run_id, _ = await kernel.trigger_workflow("steps")
+        await wait_until(
+            lambda: any(
+                r.type == LogType.WORKFLOW_MESSAGE
+                and r.ref_id == run_id
+                and r.payload["role"] == "first"
+                for r in recorder.rows
+            )
+        )
+        await anyio.sleep(0.3)  # "second" is mid-turn now
+        runner = kernel._workflows.runners["steps"]  # type: ignore[union-attr]
+        os.kill(runner.worker.pid, signal.SIGKILL)  # type: ignore[union-attr]
+        await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED)
+    assert recorder.statuses(run_id) == ["queued", "started", "crashed", "started", "completed"]
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        assert [m.content for m in store.messages(run_id)] == [
+            "",
+            "one",
+            "two",
+        ]  # "first" did not run again
+
+
+async def test_a_workflow_whose_worker_dies_on_every_start_stops_respawning(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        "senses:\n  fine: {}\nworkflows:\n  doomed: {}\n",
+        {"fine": "def compute(ctx):\n    return 1\n"},
+        workflows={"doomed": "import os\nos._exit(1)\n"},
+    )
+    async with running(root) as (kernel, recorder):
+        runner = kernel._workflows.runners["doomed"]  # type: ignore[union-attr]
+        await wait_until(lambda: runner.state is WorkerState.FATAL)
+        run_id, status = await kernel.trigger_workflow("doomed")
+        assert status is RunStatus.DROPPED
+        assert {w.name: w.state for w in kernel.health().workers} == {
+            "default": "RUNNING",
+            "doomed": "FATAL",
+        }
+        kernel.trigger_sense("fine")
+        await wait_until(lambda: recorder.of(LogType.SIGNAL, "fine"))
+    assert recorder.of(LogType.WORKER_CRASH_LOOP)[0].payload["workflow"] == "doomed"
+
+
+async def test_drain_interrupts_runs_that_outlive_the_timeout_and_new_runs_use_a_fresh_worker(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws("workflows:\n  slow:\n    concurrency: 2\n", {}, workflows={"slow": SLOW})
+    async with running(root) as (kernel, _):
+        runner = kernel._workflows.runners["slow"]  # type: ignore[union-attr]
+        old_pid = runner.worker.pid  # type: ignore[union-attr]
+        long_run, _ = await kernel.trigger_workflow("slow", "30")
+        short_run, _ = await kernel.trigger_workflow("slow", "0.2")
+        await runner.drain_and_respawn(timeout=1.0)
+        await wait_until(
+            lambda: (
+                runner.worker is not None
+                and runner.worker.pid != old_pid
+                and runner.state is WorkerState.RUNNING
+            )
+        )
+        after, status = await kernel.trigger_workflow("slow", "0.1")
+        assert status is RunStatus.STARTED
+        await wait_until(lambda: final_status(root, after) is RunStatus.COMPLETED)
+    assert final_status(root, short_run) is RunStatus.COMPLETED
+    assert final_status(root, long_run) is RunStatus.INTERRUPTED
+
+
+async def test_roles_get_peer_databases_read_only_and_log_rows(ws: Callable[..., Path]) -> None:
+    reader = """
+from sqlalchemy import text
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+def moderator(thread):
+    return "look" if thread[-1].role == START else END
+
+def look(ctx):
+    with ctx.peer("notes").connect() as db:
+        rows = list(db.execute(text("SELECT body FROM notes")).scalars())
+    ctx.log("info", "looked", count=len(rows))
+    return rows
+
+definition = WorkflowDefinition(moderator=moderator, roles={"look": look})
+"""
+    root = ws(
+        "senses:\n  notes: {}\nworkflows:\n  reader: {}\n",
+        {
+            "notes": "from sqlalchemy import text\ndef compute(ctx):\n    with ctx.db.begin() as db:\n        db.execute(text(\"INSERT INTO notes VALUES ('hi')\"))\n    return None\n"
+        },
+        {"senses/notes/migrations/001.sql": "CREATE TABLE notes (body TEXT);\n"},
+        workflows={"reader": reader},
+    )
+    async with running(root) as (kernel, recorder):
+        kernel.trigger_sense("notes")
+        await wait_until(lambda: recorder.computes_of("notes"))
+        run_id, _ = await kernel.trigger_workflow("reader")
+        await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED)
+        await wait_until(lambda: recorder.of(LogType.WORKFLOW_LOG, "reader"))
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        assert store.messages(run_id)[1].content == ["hi"]
+    [logged] = recorder.of(LogType.WORKFLOW_LOG, "reader")
+    assert (logged.ref_id, logged.payload["fields"]) == (run_id, {"count": 1})
+
+
+async def test_a_launch_of_an_undeclared_workflow_from_the_api_is_refused(
+    ws: Callable[..., Path],
+) -> None:
+    from nerve_daemon.workflow_manager import UnknownWorkflow
+
+    root = ws("workflows:\n  slow: {}\n", {}, workflows={"slow": SLOW})
+    async with running(root) as (kernel, _):
+        with pytest.raises(UnknownWorkflow, match='no workflow "ghost"'):
+            await kernel.trigger_workflow("ghost")
