@@ -53,7 +53,7 @@ from .sense_group import KERNEL_SOURCE, ComputeOutcome, GroupPolicy, SenseGroup
 from .sense_outcomes import OutcomeRouter
 from .signal_bus import SignalBus
 from .worker_pool import WorkerPool
-from .workflow_manager import WorkflowManager
+from .workflow_manager import WorkflowManager, WorkflowRunner
 
 log = logging.getLogger("nerve")
 
@@ -217,6 +217,10 @@ class Kernel:
         if self._workflows is None:
             raise NerveError("the kernel is not running")
         return await self._workflows.cancel(run_id)
+
+    @property
+    def workflow_runners(self) -> dict[str, WorkflowRunner]:
+        return {} if self._workflows is None else self._workflows.runners
 
     def list_senses(self) -> list[SenseInfo]:
         infos = []

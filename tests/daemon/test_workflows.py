@@ -275,7 +275,7 @@ definition = WorkflowDefinition(moderator=moderator, roles={"first": first, "sec
             )
         )
         await anyio.sleep(0.3)  # "second" is mid-turn now
-        runner = kernel._workflows.runners["steps"]  # type: ignore[union-attr]
+        runner = kernel.workflow_runners["steps"]
         os.kill(runner.worker.pid, signal.SIGKILL)  # type: ignore[union-attr]
         await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED)
     assert recorder.statuses(run_id) == ["queued", "started", "crashed", "started", "completed"]
@@ -296,10 +296,11 @@ async def test_a_workflow_whose_worker_dies_on_every_start_stops_respawning(
         workflows={"doomed": "import os\nos._exit(1)\n"},
     )
     async with running(root) as (kernel, recorder):
-        runner = kernel._workflows.runners["doomed"]  # type: ignore[union-attr]
+        runner = kernel.workflow_runners["doomed"]
         await wait_until(lambda: runner.state is WorkerState.FATAL)
         run_id, status = await kernel.trigger_workflow("doomed")
         assert status is RunStatus.DROPPED
+        assert final_status(root, run_id) is RunStatus.DROPPED
         assert {w.name: w.state for w in kernel.health().workers} == {
             "default": "RUNNING",
             "doomed": "FATAL",
@@ -314,7 +315,7 @@ async def test_drain_interrupts_runs_that_outlive_the_timeout_and_new_runs_use_a
 ) -> None:
     root = ws("workflows:\n  slow:\n    concurrency: 2\n", {}, workflows={"slow": SLOW})
     async with running(root) as (kernel, _):
-        runner = kernel._workflows.runners["slow"]  # type: ignore[union-attr]
+        runner = kernel.workflow_runners["slow"]
         old_pid = runner.worker.pid  # type: ignore[union-attr]
         long_run, _ = await kernel.trigger_workflow("slow", "30")
         short_run, _ = await kernel.trigger_workflow("slow", "0.2")
