@@ -91,6 +91,7 @@ class ReflexScheduler:
             name: _SenseState(name, sense.throttle, sense.grace_period)
             for name, sense in config.senses.items()
         }
+        self._interval_senses = {r.sense for r in config.reflexes if r.interval is not None}
         self._start = 0.0
         self._closing = False
         self._ticks: anyio.CancelScope | None = None
@@ -162,6 +163,13 @@ class ReflexScheduler:
         with anyio.CancelScope() as waiting:
             state.waiting = waiting
             await self._clock.sleep_until(self._start + state.grace)
+        if state.name in self._interval_senses:
+            # The first interval tick is due now, with whatever was held during grace: one
+            # compute for both. (A separate tick at the same instant could race it into two.)
+            startup = Trigger(TriggerKind.STARTUP, scheduled=self._start + state.grace)
+            decision = Decision.COALESCED if state.pending is not None else Decision.RAN
+            state.decisions[decision] += 1
+            state.pending = state.pending or startup
         while not self.is_closing():
             while state.pending is None and not self.is_closing():
                 await state.wake.wait()
@@ -184,12 +192,10 @@ class ReflexScheduler:
                 state.in_flight = False
 
     async def _interval_loop(self, sense: str, interval: float, grace: float) -> None:
-        deadline = self._start + grace
-        kind = TriggerKind.STARTUP
+        deadline = self._start + grace + interval  # the tick at `grace` is the sense loop's
         while True:
             await self._clock.sleep_until(deadline)
-            self.request(sense, Trigger(kind, scheduled=deadline))
-            kind = TriggerKind.INTERVAL
+            self.request(sense, Trigger(TriggerKind.INTERVAL, scheduled=deadline))
             deadline += interval
             behind = self._clock.now() - deadline
             if behind > 0:  # stay on the grid: skip the ticks that were missed

@@ -53,11 +53,13 @@ class WorkerProcess:
         self._exited = anyio.Event()
         self._stream = stream
         self._reader = BufferedByteReceiveStream(stream)
+        # Several tasks may send to a workflow worker; uncontended, the lock costs no loop hop.
+        self._send_lock = anyio.Lock(fast_acquire=True)
 
     async def send(self, message: WorkerMessage) -> None:
-        """Send one message. One task sends to a worker (its group's), so no lock is needed."""
         try:
-            await self._stream.send(encode_worker_message(message))
+            async with self._send_lock:
+                await self._stream.send(encode_worker_message(message))
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
             raise WorkerExited(f"worker {self.name} is gone") from exc
 
