@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from rich.markup import escape
 
-from nerve_core import LogType, NerveConfig, Workspace
+from nerve_core import START, LogType, NerveConfig, Workspace
 
 from .output import clip, console, counted
 
@@ -30,8 +30,10 @@ _STYLES = {
     LogType.WORKER_LIMIT: "bold red",
     LogType.CONFIG_ERROR: "bold red",
     LogType.SENSE_LOG: "blue",
+    LogType.WORKFLOW_LOG: "blue",
+    LogType.WORKFLOW_MESSAGE: "magenta",
 }
-_QUIET = {LogType.KERNEL_START, LogType.KERNEL_STOP, LogType.WORKFLOW_MESSAGE}
+_QUIET = {LogType.KERNEL_START, LogType.KERNEL_STOP}
 
 
 class LiveView:
@@ -67,9 +69,22 @@ def _describe(row: LogRow) -> str:
     if row.type in (LogType.COMPUTE_ERROR,) and isinstance(payload, dict):
         where = " (while loading)" if payload.get("phase") == "load" else ""
         return f"{payload.get('error')}{where}"
-    if row.type is LogType.WORKER_EXIT and isinstance(payload, dict):
-        how = f"{payload['reason']}, code {payload['code']}"
-        return f"group {payload['group']} pid {payload['pid']} exited ({how})"
-    if row.type is LogType.WORKER_START and isinstance(payload, dict):
-        return f"group {payload['group']} pid {payload['pid']}: {', '.join(payload['senses'])}"
+    if row.type in (LogType.WORKER_START, LogType.WORKER_EXIT) and isinstance(payload, dict):
+        owner = (
+            f"group {payload['group']}"
+            if "group" in payload
+            else f"workflow {payload.get('workflow')}"
+        )
+        if row.type is LogType.WORKER_EXIT:
+            how = f"{payload.get('reason')}, code {payload.get('code')}"
+            return f"{owner} pid {payload.get('pid')} exited ({how})"
+        senses = payload.get("senses")
+        return f"{owner} pid {payload.get('pid')}" + (f": {', '.join(senses)}" if senses else "")
+    if row.type is LogType.WORKFLOW_STATUS and isinstance(payload, dict):
+        reason = f" ({payload['reason']})" if payload.get("reason") else ""
+        return f"run {row.ref_id} {payload.get('status')}{reason}"
+    if row.type is LogType.WORKFLOW_MESSAGE and isinstance(payload, dict):
+        content = clip(orjson.dumps(payload.get("content")).decode(), 80)
+        role = "START" if payload.get("role") == START else payload.get("role")
+        return f"run {row.ref_id} round {payload.get('round')} {role}: {content}"
     return clip(orjson.dumps(payload).decode(), 120)

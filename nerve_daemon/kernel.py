@@ -130,7 +130,7 @@ class Kernel:
             self._writer,
             self._record,
             self.options.group_policy,
-            self.options.on_row,
+            self._observe,
         )
         self._workflows = workflows
         self._router = OutcomeRouter(self.config, self._record, bus.publish, self._launch)
@@ -299,8 +299,16 @@ class Kernel:
             row = LogRow(row.source, row.type, row.payload, row.ref_id, now_ms())
         assert self._writer is not None
         self._writer.post(AppendLogs([row]))
-        if self.options.on_row is not None:
+        self._observe(row)
+
+    def _observe(self, row: LogRow) -> None:
+        """Show `row` to the observer, whose failure must never touch the kernel."""
+        if self.options.on_row is None:
+            return
+        try:
             self.options.on_row(row)
+        except Exception:
+            log.exception("the row observer failed on a %s row", row.type)
 
     def _on_sense_log(self, message: SenseLog) -> None:
         payload = {"level": message.level, "message": message.message, "fields": message.fields}

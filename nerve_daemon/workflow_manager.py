@@ -52,6 +52,7 @@ from nerve_store import (
     RunRecord,
     TransitionRun,
     WriteOp,
+    now_ms,
 )
 
 from .sense_group import KERNEL_SOURCE, GroupPolicy
@@ -436,12 +437,12 @@ class WorkflowRunner:
         match op:  # show observers (the live view) what was just committed
             case CreateRun() | TransitionRun():
                 payload: dict[str, Any] = {"status": str(op.status), "reason": op.reason}
-                self._observe(LogRow(self.name, LogType.WORKFLOW_STATUS, payload, ref_id=op.run_id))
+                row = LogRow(self.name, LogType.WORKFLOW_STATUS, payload, op.run_id, now_ms())
+                self._observe(row)
             case AppendMessage():
                 payload = {"round": op.round, "role": op.role, "content": op.content}
-                self._observe(
-                    LogRow(self.name, LogType.WORKFLOW_MESSAGE, payload, ref_id=op.run_id)
-                )
+                row = LogRow(self.name, LogType.WORKFLOW_MESSAGE, payload, op.run_id, now_ms())
+                self._observe(row)
 
     async def _enter_fatal(self) -> None:
         self.state = WorkerState.FATAL

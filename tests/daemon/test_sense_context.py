@@ -155,3 +155,26 @@ async def test_a_graceful_stop_lets_the_compute_in_flight_finish_and_log(
     assert recorder.of(LogType.SIGNAL, "slow")[0].payload == "done"
     assert recorder.of(LogType.WORKER_EXIT)[0].payload["reason"] == "stopped"
     assert recorder.of(LogType.WORKER_EXIT)[0].payload["code"] == 0
+
+
+async def test_an_observer_that_raises_never_touches_the_kernel(ws: Callable[..., Path]) -> None:
+    from nerve_core import parse_nerve_config
+    from nerve_daemon.kernel import Kernel, KernelOptions
+
+    root = ws("senses:\n  a: {}\n", {"a": "def compute(ctx):\n    return 1\n"})
+
+    def broken_observer(row: object) -> None:
+        raise RuntimeError("the observer broke")
+
+    kernel = Kernel(
+        parse_nerve_config((root / "nerve.yaml").read_text()).value,
+        root,  # type: ignore[union-attr]
+        KernelOptions(on_row=broken_observer),
+    )
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        kernel.trigger_sense("a")
+        await wait_until(lambda: kernel.list_senses()[0].computes == 1)
+        kernel.stop()
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        assert [r.type for r in store.logs(type="signal")] == ["signal"]
