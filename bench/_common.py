@@ -65,9 +65,10 @@ def write_workspace(root: Path, config: str, senses: dict[str, str]) -> Path:
 
 @asynccontextmanager
 async def embedded_kernel(
-    config: str, senses: dict[str, str], **options: object
+    config: str, senses: dict[str, str], before_start: object = None, **options: object
 ) -> AsyncIterator[object]:
-    """A running `Kernel` on a temporary workspace; keyword arguments go to KernelOptions."""
+    """A running `Kernel` on a temporary workspace; keyword arguments go to KernelOptions;
+    `before_start(root)` may add files first."""
     import anyio
 
     from nerve_core import parse_nerve_config
@@ -75,6 +76,8 @@ async def embedded_kernel(
 
     with tempfile.TemporaryDirectory(prefix="nerve-bench-") as folder:
         root = write_workspace(Path(folder), config, senses)
+        if callable(before_start):
+            before_start(root)
         parsed = parse_nerve_config((root / "nerve.yaml").read_text())
         assert parsed.ok, str(parsed.error)
         kernel = Kernel(parsed.value, root, KernelOptions(**options))  # type: ignore[arg-type]

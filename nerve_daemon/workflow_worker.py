@@ -152,7 +152,7 @@ class WorkflowRuntime:
         try:
             while True:
                 turns = len(thread) - 1
-                choice = await _call(self.definition.moderator, tuple(thread))
+                choice = await _moderate(self.definition.moderator, tuple(thread))
                 if choice == END:
                     return ThreadEnd(run_id, "completed", None)
                 if not isinstance(choice, str) or choice not in roles:
@@ -180,6 +180,17 @@ class WorkflowRuntime:
             return ThreadEnd(
                 run_id, "failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()
             )
+
+
+async def _moderate(moderator: Any, thread: tuple[WorkflowMessage, ...]) -> Any:
+    """Ask the moderator for the next role. A `def` moderator is called on the loop: it decides
+    from the thread and must not block (a role is where work happens)."""
+    if inspect.iscoroutinefunction(moderator):
+        return await moderator(thread)
+    choice = moderator(thread)
+    if inspect.isawaitable(choice):
+        choice = await choice
+    return choice
 
 
 async def _call(function: Any, argument: Any) -> Any:

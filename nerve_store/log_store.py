@@ -326,6 +326,13 @@ _INSERT_LOG = (
 )
 
 
+_UPDATE_ROUNDS = (
+    f"UPDATE {workflow_runs.name} SET {workflow_runs.c.rounds.name} = ?, "
+    f"{workflow_runs.c.updated_at.name} = ? WHERE {workflow_runs.c.run_id.name} = ? "
+    f"AND {workflow_runs.c.rounds.name} < ?"
+)
+
+
 def _row_params(row: LogRow) -> tuple[Any, ...]:
     ts = now_ms() if row.ts is None else row.ts
     payload = None if row.payload is None else _json(row.payload)
@@ -380,22 +387,14 @@ def _transition_run(connection: Connection, op: TransitionRun) -> None:
 
 
 def _append_message(connection: Connection, op: AppendMessage) -> None:
+    # A workflow round waits for this commit: the DBAPI path, as for appends (measured: the two
+    # Core statements took about 300 µs a message, these about 60 µs).
     ts = now_ms() if op.ts is None else op.ts
-    payload = {"round": op.round, "role": op.role, "content": op.content}
-    connection.execute(
-        logs.insert().values(
-            ts=ts,
-            source=op.workflow,
-            type=str(LogType.WORKFLOW_MESSAGE),
-            ref_id=op.run_id,
-            payload=_json(payload),
-        )
+    payload = _json({"round": op.round, "role": op.role, "content": op.content})
+    connection.exec_driver_sql(
+        _INSERT_LOG, (ts, op.workflow, str(LogType.WORKFLOW_MESSAGE), op.run_id, payload)
     )
-    connection.execute(
-        update(workflow_runs)
-        .where(workflow_runs.c.run_id == op.run_id, workflow_runs.c.rounds < op.round)
-        .values(rounds=op.round, updated_at=ts)
-    )
+    connection.exec_driver_sql(_UPDATE_ROUNDS, (op.round, ts, op.run_id, op.round))
 
 
 def _status_row(

@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 from anyio.from_thread import run_sync as run_sync_from_thread
 from anyio.lowlevel import EventLoopToken, current_token
+from sqlalchemy import Connection
 
 from nerve_core.errors import StoreError
 
@@ -71,6 +72,7 @@ class LogWriter:
         self._thread: threading.Thread | None = None
         self._token: EventLoopToken | None = None
         self._closed = False
+        self._connection: Connection | None = None
 
     # -- lifetime ------------------------------------------------------------------------------
 
@@ -144,6 +146,13 @@ class LogWriter:
     # -- the thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        # One connection for the writer's life: no pool checkout per commit.
+        with self.store.engine.connect() as connection:
+            self._connection = connection
+            self._loop_batches()
+            self._connection = None
+
+    def _loop_batches(self) -> None:
         stopping = False
         while not stopping:
             first = self._queue.get()
@@ -182,6 +191,18 @@ class LogWriter:
                 return False
         return False
 
+    def _apply(self, ops: list[WriteOp]) -> None:
+        """Apply `ops` in one transaction on the writer's connection."""
+        connection = self._connection
+        assert connection is not None
+        try:
+            with connection.begin():
+                self.store.apply(ops, connection)
+        except BaseException:
+            if connection.in_transaction():
+                connection.rollback()
+            raise
+
     def _fail(self, pending: _Pending, exc: Exception) -> None:
         self.stats.failed_ops += 1
         if pending.future is not None:
@@ -194,14 +215,14 @@ class LogWriter:
         self.stats.ops += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         try:
-            self.store.apply([pending.op for pending in batch])
+            self._apply([pending.op for pending in batch])
         except Exception as exc:
             if len(batch) == 1:
                 self._fail(batch[0], exc)
             else:
                 for pending in batch:  # isolate the failing operation(s)
                     try:
-                        self.store.apply([pending.op])
+                        self._apply([pending.op])
                     except Exception as single:
                         self._fail(pending, single)
                     else:
