@@ -1,6 +1,7 @@
 """system-pressure: a derived sense. On each cpu-usage or memory-usage signal it reads the latest
 sample of both (their databases, read-only), grades the pressure, and signals only when the grade
-changes: `ok`, `elevated` (either above 75 %) or `high` (either above 90 %)."""
+changes: `ok`, `elevated` (either above 75 %) or `high` (either above 90 %). When it becomes
+`high`, it launches the triage workflow instead, to find out why."""
 
 import time
 
@@ -31,4 +32,7 @@ def compute(ctx):
             ),
             {"t": int(time.time() * 1000), "l": level, "c": cpu, "m": memory},
         )
-    return {"level": level, "was": previous, "cpu_percent": cpu, "memory_percent": memory}
+    change = {"level": level, "was": previous, "cpu_percent": cpu, "memory_percent": memory}
+    if level == "high":
+        change["workflow"] = f"triage|12|Pressure is high: CPU {cpu} %, memory {memory} %"
+    return change
