@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .commands import dev, sense, store, workflow, workspace as workspace_commands
+from .commands import daemon, dev, sense, store, workflow, workspace as workspace_commands
 from .options import RootOption, state
 
 EXIT_ERROR = 1
@@ -35,6 +35,7 @@ def _global_options(
 
 workspace_commands.register(app)
 dev.register(app)
+daemon.register(app)
 sense.register(app)
 workflow.register(app)
 store.register(app)

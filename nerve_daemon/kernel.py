@@ -47,6 +47,7 @@ from nerve_core import (
 from nerve_core.errors import NerveError
 from nerve_store import AppendLogs, LogRow, LogStore, LogWriter, now_ms
 
+from .daemon_ipc import DaemonIpcServer
 from .reflex_scheduler import Clock, Decision, ReflexScheduler, Trigger
 from .resource_watch import ResourceWatch
 from .sense_group import KERNEL_SOURCE, ComputeOutcome, GroupPolicy, SenseGroup
@@ -67,6 +68,7 @@ class KernelOptions:
     group_policy: GroupPolicy = field(default_factory=GroupPolicy)
     stop_timeout_s: float = 10.0
     resource_interval_s: float = 1.0
+    serve_ipc: bool = False  # listen on the workspace's nerve.sock (hold the workspace lock)
     # The kernel's own rows may wait this long to share a commit (awaited writes never wait).
     log_linger_s: float = 0.002
     clock: Clock | None = None
@@ -179,6 +181,8 @@ class Kernel:
             await workflows.recover()
             scheduling = await _Tracked.start(parts, scheduler.run)
             await parts.start(watch.run)
+            if self.options.serve_ipc:
+                await parts.start(DaemonIpcServer(self, self.workspace.socket_path).run)
             self.ready.set()
             task_status.started()
             await self._stop.wait()

@@ -70,7 +70,7 @@ async def serve(
     on_ready: Callable[[Kernel], None] | None = None,
 ) -> None:
     """Run a kernel for `workspace` until SIGINT or SIGTERM, then stop it gracefully."""
-    kernel = Kernel(config, workspace.root, KernelOptions(on_row=on_row))
+    kernel = Kernel(config, workspace.root, KernelOptions(on_row=on_row, serve_ipc=True))
     async with anyio.create_task_group() as group:
 
         async def stop_on_signal() -> None:

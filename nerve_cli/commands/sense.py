@@ -11,6 +11,8 @@ from ..options import JsonOption, RootOption, workspace_root
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
+    from nerve_core import NerveConfig
+
 app = typer.Typer(help="Look into senses and their databases.", no_args_is_help=True)
 
 NameArgument = Annotated[str, typer.Argument(help="The sense's name.", show_default=False)]
@@ -18,6 +20,102 @@ NameArgument = Annotated[str, typer.Argument(help="The sense's name.", show_defa
 
 def register(parent: typer.Typer) -> None:
     parent.add_typer(app, name="sense")
+
+
+@app.command("list")
+def list_senses(root: RootOption = None, as_json: JsonOption = False) -> None:
+    """The senses, with live figures from the daemon when it runs, from nerve.yaml otherwise."""
+    from nerve_core import ListSensesRequest, ListSensesResponse, load_nerve_config
+    from nerve_core.errors import DaemonNotRunning
+
+    from ..client import request
+    from ..output import format_ts, print_json, print_table, say
+    from ..workspace import find_workspace
+
+    workspace = find_workspace(workspace_root(root))
+    try:
+        live = request(workspace, ListSensesRequest(), ListSensesResponse).senses
+    except DaemonNotRunning:
+        live = None
+    if live is not None:
+        if as_json:
+            print_json([sense.model_dump(mode="json", by_alias=True) for sense in live])
+            return
+        rows = [
+            (
+                s.name,
+                s.group,
+                s.state,
+                s.worker_pid or "-",
+                format_ts(s.last_run_at),
+                s.last_status or "-",
+                f"{s.last_duration_ms:.1f}" if s.last_duration_ms else "-",
+                s.computes,
+                s.errors,
+            )
+            for s in live
+        ]
+        columns = [
+            "sense",
+            "group",
+            "state",
+            "pid",
+            "last run",
+            "status",
+            "ms",
+            "computes",
+            "errors",
+        ]
+        print_table(None, columns, rows)
+        return
+    config = load_nerve_config(workspace.config_path)
+    static = [
+        {
+            "name": name,
+            "group": sense.group,
+            "schedule": _schedule(config, name),
+            "throttle": _seconds(sense.throttle),
+            "timeout": _seconds(sense.timeout),
+        }
+        for name, sense in config.senses.items()
+    ]
+    if as_json:
+        print_json(static)
+        return
+    columns = ["sense", "group", "schedule", "throttle", "timeout"]
+    print_table(None, columns, [tuple(row.values()) for row in static])
+    say("(nerve is not running here: settings from nerve.yaml)")
+
+
+def _schedule(config: NerveConfig, sense: str) -> str:
+    parts = []
+    for reflex in config.reflexes_of(sense):
+        if reflex.interval is not None:
+            parts.append(f"every {_seconds(reflex.interval)}")
+        if reflex.on:
+            parts.append("on " + ", ".join(reflex.on))
+    return "; ".join(parts) or "manual only"
+
+
+@app.command("trigger")
+def trigger(name: NameArgument, root: RootOption = None) -> None:
+    """Queue a compute of a sense now (the daemon must be running)."""
+    from nerve_core import OkResponse, TriggerSenseRequest, require_name
+
+    from ..client import request
+    from ..output import say
+    from ..workspace import find_workspace
+
+    require_name(name, "sense name")
+    workspace = find_workspace(workspace_root(root))
+    request(workspace, TriggerSenseRequest(sense=name), OkResponse)
+    say(f"queued a compute of {name}")
+
+
+def _seconds(value: float) -> str:
+    from nerve_core import format_duration
+
+    return format_duration(value)
 
 
 @app.command("query")

@@ -80,6 +80,59 @@ def list_runs(
     )
 
 
+@app.command("trigger")
+def trigger(
+    name: Annotated[str, typer.Argument(help="The workflow's name.", show_default=False)],
+    root: RootOption = None,
+    prompt: Annotated[str, typer.Option("--prompt", help="The run's prompt (thread[0]).")] = "",
+    payload: Annotated[
+        str | None, typer.Option("--payload", help="JSON kept with the run.", show_default=False)
+    ] = None,
+    max_rounds: Annotated[
+        int | None,
+        typer.Option("--max-rounds", min=1, help="Cap on role turns.", show_default=False),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Start a run of a workflow (the daemon must be running)."""
+    import orjson
+
+    from nerve_core import TriggerWorkflowRequest, TriggerWorkflowResponse, require_name
+
+    from ..client import request
+    from ..output import print_json, say
+    from ..workspace import find_workspace
+
+    require_name(name, "workflow name")
+    try:
+        data = None if payload is None else orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not valid JSON: {exc}", param_hint="--payload") from None
+    workspace = find_workspace(workspace_root(root))
+    message = TriggerWorkflowRequest(
+        workflow=name, prompt=prompt, max_rounds=max_rounds, payload=data
+    )
+    response = request(workspace, message, TriggerWorkflowResponse)
+    if as_json:
+        print_json({"runId": response.run_id, "status": str(response.status)})
+    else:
+        say(f"{response.run_id} {response.status}")
+
+
+@app.command("cancel")
+def cancel(run_id: RunArgument, root: RootOption = None) -> None:
+    """Cancel a queued or started run (the daemon must be running)."""
+    from nerve_core import CancelWorkflowRequest, CancelWorkflowResponse
+
+    from ..client import request
+    from ..output import say
+    from ..workspace import find_workspace
+
+    workspace = find_workspace(workspace_root(root))
+    response = request(workspace, CancelWorkflowRequest(run_id=run_id), CancelWorkflowResponse)
+    say(f"{run_id} {response.status}")
+
+
 @app.command("inspect")
 def inspect(
     run_id: RunArgument,

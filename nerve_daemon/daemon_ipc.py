@@ -1,0 +1,186 @@
+"""The daemon's IPC server: `nerve.sock` in the workspace, one JSON object a line each way.
+
+The socket is created under a restrictive umask, so it is mode 0600 from the moment it exists,
+and a connection from another user (SO_PEERCRED) is refused. Each connection is its own task: a
+slow or silent client blocks nobody. A malformed line gets an error response and the connection
+goes on; a line over 1 MiB is refused without being read into memory, and that connection is
+closed (there is no telling where the next line would start). Requests are parsed with
+`parse_daemon_ipc_request` from nerve_core, the same models the CLI's client uses.
+
+The caller must hold the workspace lock: any socket file already at the path is then stale (left
+by a killed daemon) and is replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import struct
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+from anyio.abc import SocketStream, TaskStatus
+from anyio.streams.buffered import BufferedByteReceiveStream
+
+from nerve_core import (
+    MAX_LINE_BYTES,
+    CancelWorkflowRequest,
+    CancelWorkflowResponse,
+    ErrorResponse,
+    HealthRequest,
+    IpcError,
+    IpcErrorCode,
+    ListSensesRequest,
+    ListSensesResponse,
+    OkResponse,
+    TriggerSenseRequest,
+    TriggerWorkflowRequest,
+    TriggerWorkflowResponse,
+    encode_message,
+    error_response,
+    parse_daemon_ipc_request,
+)
+from nerve_core.errors import NerveError
+
+from .workflow_manager import UnknownRun, UnknownWorkflow
+
+if TYPE_CHECKING:
+    from nerve_core import DaemonRequest
+
+    from .kernel import Kernel
+
+log = logging.getLogger("nerve")
+
+MAX_SOCKET_PATH = 107  # sun_path holds 108 bytes, the last a NUL
+MAX_CONNECTIONS = 512
+
+
+class SocketPathTooLong(NerveError):
+    pass
+
+
+class DaemonIpcServer:
+    def __init__(self, kernel: Kernel, path: Path) -> None:
+        self._kernel = kernel
+        self._path = path
+        self._connections = anyio.Semaphore(MAX_CONNECTIONS)
+        self.served = 0
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        if len(os.fsencode(self._path)) > MAX_SOCKET_PATH:
+            raise SocketPathTooLong(
+                f"the socket path {self._path} is {len(os.fsencode(self._path))} bytes; a Unix "
+                f"socket path is limited to {MAX_SOCKET_PATH}: use a workspace with a shorter path"
+            )
+        with contextlib.suppress(FileNotFoundError):
+            self._path.unlink()  # stale: we hold the workspace lock
+        previous = os.umask(0o177)
+        try:
+            listener = await anyio.create_unix_listener(self._path)
+        finally:
+            os.umask(previous)
+        try:
+            async with listener, anyio.create_task_group() as group:
+                task_status.started()
+                while True:
+                    stream = await listener.accept()
+                    group.start_soon(self._serve, stream)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                self._path.unlink()
+
+    async def _serve(self, stream: SocketStream) -> None:
+        async with stream:
+            if not _same_user(stream):
+                return
+            if self._connections.value == 0:
+                await _send(
+                    stream,
+                    error_response(IpcError(IpcErrorCode.UNAVAILABLE, "too many connections")),
+                )
+                return
+            async with self._connections:
+                reader = BufferedByteReceiveStream(stream)
+                while True:
+                    try:
+                        line = await reader.receive_until(b"\n", MAX_LINE_BYTES)
+                    except anyio.DelimiterNotFound:
+                        message = f"a request line is limited to {MAX_LINE_BYTES} bytes"
+                        await _send(
+                            stream, error_response(IpcError(IpcErrorCode.TOO_LARGE, message))
+                        )
+                        return
+                    except (
+                        anyio.EndOfStream,
+                        anyio.IncompleteRead,
+                        anyio.BrokenResourceError,
+                        OSError,
+                    ):
+                        return
+                    self.served += 1
+                    parsed = parse_daemon_ipc_request(line)
+                    if parsed.ok:
+                        response = await self._answer(parsed.value)
+                    else:
+                        response = error_response(parsed.error)
+                    if not await _send(stream, response):
+                        return
+
+    async def _answer(self, request: DaemonRequest) -> OkResponse | ErrorResponse:
+        kernel = self._kernel
+        try:
+            match request:
+                case HealthRequest():
+                    return kernel.health().model_copy(update={"id": request.id})
+                case ListSensesRequest():
+                    return ListSensesResponse(id=request.id, senses=kernel.list_senses())
+                case TriggerSenseRequest(sense=sense):
+                    if sense not in kernel.config.senses:
+                        return _error(
+                            request, IpcErrorCode.UNKNOWN_SENSE, f'no sense "{sense}" in nerve.yaml'
+                        )
+                    kernel.trigger_sense(sense)
+                    return OkResponse(id=request.id)
+                case TriggerWorkflowRequest():
+                    run_id, status = await kernel.trigger_workflow(
+                        request.workflow, request.prompt, request.max_rounds, request.payload
+                    )
+                    return TriggerWorkflowResponse(id=request.id, run_id=run_id, status=status)
+                case CancelWorkflowRequest(run_id=run_id):
+                    status = await kernel.cancel_workflow(run_id)
+                    return CancelWorkflowResponse(id=request.id, status=status)
+        except UnknownWorkflow as exc:
+            return _error(request, IpcErrorCode.UNKNOWN_WORKFLOW, str(exc))
+        except UnknownRun as exc:
+            return _error(request, IpcErrorCode.UNKNOWN_RUN, str(exc))
+        except NerveError as exc:
+            return _error(request, IpcErrorCode.INTERNAL, str(exc))
+
+
+def _error(request: DaemonRequest, code: IpcErrorCode, message: str) -> ErrorResponse:
+    return error_response(IpcError(code, message, request.id))
+
+
+async def _send(stream: SocketStream, response: OkResponse | ErrorResponse) -> bool:
+    try:
+        await stream.send(encode_message(response))
+        return True
+    except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+        return False
+
+
+def _same_user(stream: SocketStream) -> bool:
+    """Whether the peer runs as our user (SO_PEERCRED); anyone else is refused."""
+    raw: socket.socket = stream.extra(anyio.abc.SocketAttribute.raw_socket)
+    try:
+        credentials = raw.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    except OSError:
+        return True  # no peer credentials on this platform: the 0600 mode is the guard
+    _pid, uid, _gid = struct.unpack("3i", credentials)
+    if uid != os.getuid():
+        log.warning("refused an IPC connection from uid %s", uid)
+        return False
+    return True
