@@ -51,8 +51,20 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc, EXIT_DAEMON_NOT_RUNNING)
     except NerveError as exc:
         _fail(exc, EXIT_ERROR)
+    except BaseExceptionGroup as group:  # a task group of the kernel's, failing on a user error
+        leaves = _leaves(group)
+        if not leaves or not all(isinstance(leaf, NerveError) for leaf in leaves):
+            raise
+        _fail(leaves[0], EXIT_ERROR)
     except KeyboardInterrupt:
         sys.exit(130)
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return found
 
 
 def _fail(exc: BaseException, code: int) -> None:

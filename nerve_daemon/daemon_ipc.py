@@ -70,11 +70,7 @@ class DaemonIpcServer:
         self.served = 0
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        if len(os.fsencode(self._path)) > MAX_SOCKET_PATH:
-            raise SocketPathTooLong(
-                f"the socket path {self._path} is {len(os.fsencode(self._path))} bytes; a Unix "
-                f"socket path is limited to {MAX_SOCKET_PATH}: use a workspace with a shorter path"
-            )
+        check_socket_path(self._path)
         with contextlib.suppress(FileNotFoundError):
             self._path.unlink()  # stale: we hold the workspace lock
         previous = os.umask(0o177)
@@ -158,6 +154,16 @@ class DaemonIpcServer:
             return _error(request, IpcErrorCode.UNKNOWN_RUN, str(exc))
         except NerveError as exc:
             return _error(request, IpcErrorCode.INTERNAL, str(exc))
+
+
+def check_socket_path(path: Path) -> None:
+    """Raise `SocketPathTooLong` if `path` cannot be a Unix socket's address."""
+    size = len(os.fsencode(path))
+    if size > MAX_SOCKET_PATH:
+        raise SocketPathTooLong(
+            f"the socket path {path} is {size} bytes; a Unix socket path is limited to "
+            f"{MAX_SOCKET_PATH}: use a workspace with a shorter path"
+        )
 
 
 def _error(request: DaemonRequest, code: IpcErrorCode, message: str) -> ErrorResponse:

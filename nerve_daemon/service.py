@@ -19,6 +19,7 @@ from nerve_core import NerveConfig, Workspace
 from nerve_core.errors import NerveError
 from nerve_store import LogRow
 
+from .daemon_ipc import check_socket_path
 from .kernel import Kernel, KernelOptions
 
 LOG_MAX_BYTES = 10 * 1024 * 1024
@@ -70,6 +71,7 @@ async def serve(
     on_ready: Callable[[Kernel], None] | None = None,
 ) -> None:
     """Run a kernel for `workspace` until SIGINT or SIGTERM, then stop it gracefully."""
+    check_socket_path(workspace.socket_path)  # before any worker starts
     kernel = Kernel(config, workspace.root, KernelOptions(on_row=on_row, serve_ipc=True))
     async with anyio.create_task_group() as group:
 

@@ -1,0 +1,196 @@
+"""The daemon IPC socket, driven with raw lines as any client would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import orjson
+import pytest
+
+from nerve_core import MAX_LINE_BYTES, parse_nerve_config
+from nerve_daemon.daemon_ipc import SocketPathTooLong
+from nerve_daemon.kernel import Kernel, KernelOptions
+
+from .conftest import FAST_POLICY, build_workspace, wait_until
+
+pytestmark = pytest.mark.anyio
+
+SLOW = """
+import time
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+def moderator(thread):
+    return "sleeper" if thread[-1].role == START else END
+
+def sleeper(ctx):
+    time.sleep(float(ctx.prompt or "0"))
+    return "slept"
+
+definition = WorkflowDefinition(moderator=moderator, roles={"sleeper": sleeper})
+"""
+
+
+@pytest.fixture
+def short_root() -> Iterator[Path]:
+    """A workspace under a short path: a Unix socket path is limited to 107 bytes."""
+    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
+    yield build_workspace(
+        folder / "ws",
+        "senses:\n  a: {}\nworkflows:\n  slow:\n    overflow: queue\n",
+        {"a": "def compute(ctx):\n    return 1\n"},
+        workflows={"slow": SLOW},
+    )
+    shutil.rmtree(folder)
+
+
+def kernel_for(root: Path) -> Kernel:
+    config = parse_nerve_config((root / "nerve.yaml").read_text())
+    assert config.ok
+    return Kernel(config.value, root, KernelOptions(group_policy=FAST_POLICY, serve_ipc=True))
+
+
+async def exchange(path: Path, *lines: bytes) -> list[dict[str, object]]:
+    """Send `lines` on one connection; return one parsed response per line."""
+    async with await anyio.connect_unix(path) as stream:
+        for line in lines:
+            await stream.send(line + b"\n")
+        buffered = anyio.streams.buffered.BufferedByteReceiveStream(stream)
+        return [orjson.loads(await buffered.receive_until(b"\n", 1 << 20)) for _ in lines]
+
+
+async def test_every_request_type_is_answered_with_its_id_echoed(short_root: Path) -> None:
+    kernel = kernel_for(short_root)
+    sock = short_root / "nerve.sock"
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        health, senses, trigger, launch = await exchange(
+            sock,
+            b'{"type":"health","id":1}',
+            b'{"type":"list-senses","id":"two"}',
+            b'{"type":"trigger-sense","sense":"a","id":3}',
+            b'{"type":"trigger-workflow","workflow":"slow","prompt":"30","maxRounds":3,"id":4}',
+        )
+        assert (health["ok"], health["id"], health["pid"]) == (True, 1, os.getpid())
+        assert {w["name"] for w in health["workers"]} == {"default", "slow"}  # type: ignore[union-attr]
+        assert senses["id"] == "two"
+        assert [s["name"] for s in senses["senses"]] == ["a"]  # type: ignore[union-attr]
+        assert trigger == {"ok": True, "id": 3}
+        assert (launch["ok"], launch["id"], launch["status"]) == (True, 4, "started")
+        [cancel] = await exchange(
+            sock, orjson.dumps({"type": "cancel-workflow", "runId": launch["runId"], "id": 5})
+        )
+        assert cancel == {"ok": True, "id": 5, "status": "cancelled"}
+        await wait_until(lambda: kernel.list_senses()[0].computes == 1)
+        kernel.stop()
+    assert not sock.exists()  # removed on stop
+
+
+async def test_malformed_lines_get_errors_and_the_connection_goes_on(short_root: Path) -> None:
+    kernel = kernel_for(short_root)
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        responses = await exchange(
+            short_root / "nerve.sock",
+            b"not json",
+            b'{"type":"reboot","id":9}',
+            b'{"type":"trigger-sense","sense":"ghost"}',
+            b'{"type":"trigger-workflow","workflow":"ghost"}',
+            b'{"type":"cancel-workflow","runId":"nope"}',
+            b'{"type":"health"}',
+        )
+        kernel.stop()
+    codes = [r["error"]["code"] if not r["ok"] else "ok" for r in responses]  # type: ignore[index]
+    assert codes == [
+        "bad_request",
+        "unknown_type",
+        "unknown_sense",
+        "unknown_workflow",
+        "unknown_run",
+        "ok",
+    ]
+    assert responses[1]["id"] == 9
+
+
+async def test_an_oversize_line_is_refused_and_the_daemon_serves_on(short_root: Path) -> None:
+    kernel = kernel_for(short_root)
+    sock = short_root / "nerve.sock"
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        async with await anyio.connect_unix(sock) as stream:
+            chunk = b"x" * 65536
+            sent = 0
+            with anyio.move_on_after(10):
+                while sent <= MAX_LINE_BYTES + len(chunk):
+                    await stream.send(chunk)
+                    sent += len(chunk)
+            reply = await anyio.streams.buffered.BufferedByteReceiveStream(stream).receive_until(
+                b"\n", 1 << 16
+            )
+        assert orjson.loads(reply)["error"]["code"] == "too_large"
+        [health] = await exchange(sock, b'{"type":"health"}')
+        assert health["ok"] is True
+        kernel.stop()
+
+
+async def test_many_concurrent_clients_and_a_silent_one_do_not_block_each_other(
+    short_root: Path,
+) -> None:
+    kernel = kernel_for(short_root)
+    sock = short_root / "nerve.sock"
+    answers: list[dict[str, object]] = []
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        silent = await anyio.connect_unix(sock)  # connects and never sends
+        async with anyio.create_task_group() as clients:
+            for n in range(200):
+
+                async def ask(n: int = n) -> None:
+                    answers.extend(await exchange(sock, orjson.dumps({"type": "health", "id": n})))
+
+                clients.start_soon(ask)
+        await silent.aclose()
+        kernel.stop()
+    assert sorted(a["id"] for a in answers) == list(range(200))  # type: ignore[type-var]
+
+
+async def test_the_socket_is_private_to_its_user(short_root: Path) -> None:
+    kernel = kernel_for(short_root)
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        mode = stat.S_IMODE((short_root / "nerve.sock").stat().st_mode)
+        kernel.stop()
+    assert mode == 0o600
+
+
+async def test_a_stale_socket_file_is_replaced(short_root: Path) -> None:
+    stale = socket.socket(socket.AF_UNIX)
+    stale.bind(str(short_root / "nerve.sock"))
+    stale.close()  # a socket file nobody listens on: what a killed daemon leaves
+    kernel = kernel_for(short_root)
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        [health] = await exchange(short_root / "nerve.sock", b'{"type":"health"}')
+        kernel.stop()
+    assert health["ok"] is True
+
+
+async def test_a_workspace_path_too_long_for_a_socket_is_a_clear_error(tmp_path: Path) -> None:
+    root = build_workspace(tmp_path / ("deep" * 30) / "ws", "senses: {}\n", {})
+    kernel = kernel_for(root)
+    with pytest.raises(Exception) as raised:  # noqa: PT011 - the group wraps it
+        async with anyio.create_task_group() as group:
+            await group.start(kernel.run)
+    found = (
+        raised.value.exceptions[0] if isinstance(raised.value, BaseExceptionGroup) else raised.value
+    )
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    assert isinstance(found, SocketPathTooLong)
+    assert "limited to 107" in str(found)

@@ -1,0 +1,112 @@
+"""The CLI against a running `nerve dev`, through the real socket."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ..cli.conftest import run_nerve
+from ..daemon.conftest import build_workspace
+from .test_dev import read_until, start_dev
+
+pytestmark = pytest.mark.slow
+
+SLOW = """
+import time
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+def moderator(thread):
+    return "sleeper" if thread[-1].role == START else END
+
+def sleeper(ctx):
+    time.sleep(float(ctx.prompt or "0"))
+    return "slept"
+
+definition = WorkflowDefinition(moderator=moderator, roles={"sleeper": sleeper})
+"""
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
+    yield build_workspace(
+        folder / "ws",
+        "senses:\n  a: {}\nworkflows:\n  slow:\n    overflow: queue\n",
+        {"a": "def compute(ctx):\n    return {'n': 1}\n"},
+        workflows={"slow": SLOW},
+    )
+    shutil.rmtree(folder)
+
+
+def test_commands_that_need_the_daemon_exit_3_when_it_is_not_running(root: Path) -> None:
+    for args in (
+        ("status",),
+        ("sense", "trigger", "a"),
+        ("workflow", "trigger", "slow"),
+        ("workflow", "cancel", "x"),
+    ):
+        result = run_nerve(*args, cwd=root)
+        assert result.code == 3, args
+        assert (
+            result.err.strip()
+            == f"error: nerve is not running in {root} (start it with `nerve dev`)"
+        )
+    listed = run_nerve("sense", "list", "--json", cwd=root)
+    assert listed.code == 0
+    assert json.loads(listed.out) == [
+        {
+            "name": "a",
+            "group": "default",
+            "schedule": "manual only",
+            "throttle": "0s",
+            "timeout": "30s",
+        }
+    ]
+
+
+def test_status_trigger_list_and_cancel_against_a_running_daemon(root: Path) -> None:
+    dev = start_dev(root)
+    try:
+        read_until(dev, "ready:")
+        status = run_nerve("status", "--json", cwd=root)
+        assert status.code == 0, status.err
+        health = json.loads(status.out)
+        assert health["pid"] == dev.pid
+        assert {(w["name"], w["state"]) for w in health["workers"]} == {
+            ("default", "RUNNING"),
+            ("slow", "RUNNING"),
+        }
+        assert run_nerve("sense", "trigger", "a", cwd=root).out.strip() == "queued a compute of a"
+        read_until(dev, "signal            a")
+        listed = json.loads(run_nerve("sense", "list", "--json", cwd=root).out)
+        assert (listed[0]["name"], listed[0]["computes"]) == ("a", 1)
+        started = json.loads(
+            run_nerve("workflow", "trigger", "slow", "--prompt", "30", "--json", cwd=root).out
+        )
+        queued = json.loads(
+            run_nerve(
+                "workflow", "trigger", "slow", "--payload", '{"k": 1}', "--json", cwd=root
+            ).out
+        )
+        assert (started["status"], queued["status"]) == ("started", "queued")
+        cancelled = run_nerve("workflow", "cancel", started["runId"], cwd=root)
+        assert cancelled.out.strip() == f"{started['runId']} cancelled"
+        read_until(dev, f"run {queued['runId']} completed")
+        again = run_nerve("workflow", "cancel", started["runId"], cwd=root)
+        assert again.code == 1
+        assert "already cancelled" in again.err
+        unknown = run_nerve("sense", "trigger", "zzz", cwd=root)
+        assert (unknown.code, unknown.err.strip()) == (1, 'error: no sense "zzz" in nerve.yaml')
+        bad_payload = run_nerve("workflow", "trigger", "slow", "--payload", "{nope", cwd=root)
+        assert bad_payload.code == 2
+    finally:
+        dev.send_signal(signal.SIGINT)
+        dev.communicate(timeout=30)
+    assert dev.returncode == 0
+    assert not (root / "nerve.sock").exists()
