@@ -59,6 +59,18 @@ from .workflow_manager import WorkflowManager, WorkflowRunner
 log = logging.getLogger("nerve")
 
 
+_LIFECYCLE = {
+    LogType.KERNEL_START,
+    LogType.KERNEL_STOP,
+    LogType.WORKER_START,
+    LogType.WORKER_EXIT,
+    LogType.WORKER_CRASH_LOOP,
+    LogType.WORKER_LIMIT,
+    LogType.CONFIG_RELOAD,
+    LogType.CONFIG_ERROR,
+}
+
+
 class UnknownSense(NerveError):
     pass
 
@@ -303,6 +315,8 @@ class Kernel:
             row = LogRow(row.source, row.type, row.payload, row.ref_id, now_ms())
         assert self._writer is not None
         self._writer.post(AppendLogs([row]))
+        if row.type in _LIFECYCLE:  # the text log tells the daemon's story too
+            log.info("%s %s %s", row.type, row.source, row.payload)
         self._observe(row)
 
     def _observe(self, row: LogRow) -> None:

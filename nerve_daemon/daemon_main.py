@@ -1,0 +1,77 @@
+"""The background daemon's process: `python -m nerve_daemon.daemon_main ROOT`, started detached
+(new session) by `nerve daemon start`.
+
+It takes the workspace lock (one nerve per workspace; a killed daemon's lock dies with it), writes
+`nerve.pid`, sends its logging to `logs/nerve.log` (rotated by size) and stray output there too,
+and runs the kernel with its IPC socket until SIGTERM or SIGINT. Anything that goes wrong before
+its logging is set up lands in the same file, which the starting command already appends to.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import sys
+from pathlib import Path
+
+import anyio
+
+from nerve_core import Workspace, load_nerve_config
+from nerve_core.errors import NerveError
+
+from .service import serve, setup_daemon_log, workspace_lock
+
+log = logging.getLogger("nerve")
+
+
+class _LogWriter(io.TextIOBase):
+    """Stray writes to stdout/stderr, as log lines (so the log file has one writer)."""
+
+    def __init__(self, level: int) -> None:
+        self._level = level
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        for line in lines:
+            if line.strip():
+                log.log(self._level, "%s", line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def main(root: Path) -> int:
+    workspace = Workspace(root.absolute())
+    try:
+        config = load_nerve_config(workspace.config_path)
+        with workspace_lock(workspace):
+            setup_daemon_log(workspace)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            sys.stdout = _LogWriter(logging.INFO)
+            sys.stderr = _LogWriter(logging.ERROR)
+            workspace.pid_path.write_text(f"{os.getpid()}\n")
+            log.info("daemon starting: pid %s, workspace %s", os.getpid(), workspace.root)
+            try:
+                anyio.run(serve, config, workspace)
+            finally:
+                workspace.pid_path.unlink(missing_ok=True)
+                log.info("daemon stopped")
+    except NerveError as exc:
+        print(f"nerve daemon: {exc}", file=sys.stderr, flush=True)
+        log.error("%s", exc)
+        return 1
+    except BaseExceptionGroup as group:
+        print(f"nerve daemon: {group!r}", file=sys.stderr, flush=True)
+        log.exception("the daemon failed")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))

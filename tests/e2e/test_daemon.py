@@ -1,0 +1,201 @@
+"""`nerve start|stop|restart|status|logs` and `nerve daemon …`: the background daemon."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from nerve_core import RunStatus
+from nerve_store import LogStore
+
+from ..cli.conftest import run_nerve
+from ..daemon.conftest import build_workspace
+
+pytestmark = pytest.mark.slow
+
+NERVE = Path(sys.executable).parent / "nerve"
+SLOW = """
+import time
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+def moderator(thread):
+    return {START: "first", "first": "second"}.get(thread[-1].role, END)
+
+def first(ctx):
+    return "one"
+
+def second(ctx):
+    time.sleep(float(ctx.prompt or "0"))
+    return "two"
+
+definition = WorkflowDefinition(moderator=moderator, roles={"first": first, "second": second})
+"""
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
+    root = build_workspace(
+        folder / "ws",
+        "senses:\n  a: {}\nreflexes:\n  - sense: a\n    interval: 200ms\nworkflows:\n  slow: {}\n",
+        {"a": "def compute(ctx):\n    print('computing a')\n    return 1\n"},
+        workflows={"slow": SLOW},
+    )
+    yield root
+    pid_file = root / "nerve.pid"
+    if pid_file.exists():  # never leave a daemon behind
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
+    shutil.rmtree(folder)
+
+
+def running(pid: int) -> bool:
+    """Whether `pid` runs (a zombie left for a reaper that never comes does not)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def daemon_pid(root: Path) -> int:
+    return int((root / "nerve.pid").read_text())
+
+
+def test_start_status_logs_and_stop(root: Path) -> None:
+    started = run_nerve("start", cwd=root)
+    assert started.code == 0, started.err
+    pid = daemon_pid(root)
+    assert started.out.strip() == f"nerve started in {root} (pid {pid})"
+    assert os.getsid(pid) == pid  # detached: a session of its own
+    status = run_nerve("daemon", "status", "--json", cwd=root)
+    assert json.loads(status.out)["pid"] == pid
+    deadline = time.monotonic() + 20
+    while (
+        "computing a" not in (root / "logs/nerve.log").read_text() and time.monotonic() < deadline
+    ):
+        time.sleep(0.1)
+    logs = run_nerve("logs", "-n", "200", cwd=root)
+    assert "[group:default] computing a" in logs.out
+    assert "worker.start kernel" in logs.out
+    stopped = run_nerve("stop", cwd=root)
+    assert stopped.out.strip() == f"nerve stopped (pid {pid})"
+    assert not running(pid)
+    assert not (root / "nerve.sock").exists()
+    assert not (root / "nerve.pid").exists()
+    assert run_nerve("status", cwd=root).code == 3
+    assert run_nerve("stop", cwd=root).out.strip() == f"nerve is not running in {root}"
+
+
+def test_a_second_start_is_refused_and_restart_replaces_the_daemon(root: Path) -> None:
+    assert run_nerve("daemon", "start", cwd=root).code == 0
+    first = daemon_pid(root)
+    again = run_nerve("start", cwd=root)
+    assert again.code == 1
+    assert again.err.strip() == f"error: nerve is already running in {root} (pid {first})"
+    restarted = run_nerve("restart", cwd=root)
+    assert restarted.code == 0, restarted.err
+    second = daemon_pid(root)
+    assert second != first
+    assert not running(first)
+    assert run_nerve("stop", cwd=root).code == 0
+
+
+def test_a_daemon_killed_with_sigkill_never_blocks_the_next_start(root: Path) -> None:
+    assert run_nerve("start", cwd=root).code == 0
+    pid = daemon_pid(root)
+    family = psutil.Process(pid).children(recursive=True)
+    os.kill(pid, signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(pid)], timeout=10)
+    assert (root / "nerve.sock").exists()  # stale files left behind
+    assert (root / "nerve.pid").exists()
+    _, alive = psutil.wait_procs(family, timeout=20)
+    assert alive == []  # its workers followed it
+    assert run_nerve("status", cwd=root).code == 3
+    restarted = run_nerve("start", cwd=root)
+    assert restarted.code == 0, restarted.err
+    assert run_nerve("status", cwd=root).code == 0
+    assert run_nerve("stop", cwd=root).code == 0
+
+
+def test_a_bad_config_fails_the_start_with_the_located_error(root: Path) -> None:
+    (root / "nerve.yaml").write_text("senses:\n  a:\n    throttle: soon\n")
+    result = run_nerve("start", cwd=root)
+    assert result.code == 1
+    assert 'nerve.yaml:3: senses.a.throttle: invalid duration "soon"' in result.err
+    assert not (root / "nerve.pid").exists()
+
+
+def test_a_daemon_that_dies_at_start_prints_the_tail_of_its_log(root: Path) -> None:
+    (root / "nerve.yaml").chmod(0o644)
+    lock = os.open(root / "nerve.lock", os.O_RDWR | os.O_CREAT)
+    import fcntl
+
+    fcntl.flock(lock, fcntl.LOCK_EX)  # someone else holds the workspace
+    try:
+        result = run_nerve("start", cwd=root)
+    finally:
+        os.close(lock)
+    assert result.code == 1
+    assert "nerve did not start: it exited with code 1" in result.err
+    assert "another nerve is already running" in result.err
+
+
+def test_twenty_simultaneous_starts_make_exactly_one_daemon(root: Path) -> None:
+    env = {**os.environ, "NO_COLOR": "1"}
+    starts = [
+        subprocess.Popen(
+            [str(NERVE), "start", "--root", str(root)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        for _ in range(20)
+    ]
+    results = [(p.wait(timeout=90), p.communicate()) for p in starts]
+    assert sum(1 for code, _ in results if code == 0) == 1
+    daemons = [
+        p
+        for p in psutil.process_iter(["cmdline"])
+        if "nerve_daemon.daemon_main" in " ".join(p.info["cmdline"] or [])
+        and str(root) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert len(daemons) == 1
+    assert run_nerve("stop", cwd=root).code == 0
+
+
+def test_stop_with_a_run_in_flight_and_the_run_resumes_at_the_next_start(root: Path) -> None:
+    assert run_nerve("start", cwd=root).code == 0
+    launched = json.loads(
+        run_nerve("workflow", "trigger", "slow", "--prompt", "2", "--json", cwd=root).out
+    )
+    time.sleep(0.5)  # "second" is mid-turn
+    assert run_nerve("stop", cwd=root).code == 0
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        run = store.run(launched["runId"])
+        assert run is not None
+        assert run.status is RunStatus.STARTED  # left for the next start to resume
+    assert run_nerve("start", cwd=root).code == 0
+    deadline = time.monotonic() + 30
+    status = None
+    while time.monotonic() < deadline:
+        with LogStore.open_readonly(root / "data/logs.db") as store:
+            run = store.run(launched["runId"])
+            status = run.status if run else None
+        if status is RunStatus.COMPLETED:
+            break
+        time.sleep(0.1)
+    assert status is RunStatus.COMPLETED
+    assert run_nerve("stop", cwd=root).code == 0
