@@ -43,11 +43,14 @@ from nerve_core import (
     WorkerInfo,
     WorkflowDirective,
     Workspace,
+    load_nerve_config,
 )
+from nerve_core._workspace import CONFIG_FILE
 from nerve_core.errors import NerveError
 from nerve_store import AppendLogs, LogRow, LogStore, LogWriter, now_ms
 
 from .daemon_ipc import DaemonIpcServer
+from .file_watch import FileWatcher
 from .reflex_scheduler import Clock, Decision, ReflexScheduler, Trigger
 from .resource_watch import ResourceWatch
 from .sense_group import KERNEL_SOURCE, ComputeOutcome, GroupPolicy, SenseGroup
@@ -81,6 +84,8 @@ class KernelOptions:
     stop_timeout_s: float = 10.0
     resource_interval_s: float = 1.0
     serve_ipc: bool = False  # listen on the workspace's nerve.sock (hold the workspace lock)
+    watch_files: bool = False  # reload code, check nerve.yaml, as the workspace's files change
+    drain_timeout_s: float = 30.0  # how long a reloaded workflow's runs in flight may go on
     # The kernel's own rows may wait this long to share a commit (awaited writes never wait).
     log_linger_s: float = 0.002
     clock: Clock | None = None
@@ -108,6 +113,7 @@ class Kernel:
         self._started_at = 0.0
         self._pool: WorkerPool | None = None
         self._workflows: WorkflowManager | None = None
+        self._reloads: TaskGroup | None = None
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -195,6 +201,9 @@ class Kernel:
             await parts.start(watch.run)
             if self.options.serve_ipc:
                 await parts.start(DaemonIpcServer(self, self.workspace.socket_path).run)
+            if self.options.watch_files:
+                self._reloads = parts
+                await parts.start(FileWatcher(self.workspace.root, self.files_changed).run)
             self.ready.set()
             task_status.started()
             await self._stop.wait()
@@ -291,6 +300,57 @@ class Kernel:
         )
 
     # -- wiring ----------------------------------------------------------------------------------
+
+    async def files_changed(self, changed: set[Path]) -> None:
+        """Hot reload: code under senses/<name>/ restarts that sense's group, code under
+        workflows/<name>/ drains and respawns that workflow's worker, and a changed nerve.yaml
+        is validated (an invalid one is logged as `config.error`; the running config stays)."""
+        paths = sorted(str(path) for path in changed)
+        if Path(CONFIG_FILE) in changed:
+            self._check_config()
+        senses = {p.parts[1] for p in changed if p.parts[0] == "senses"}
+        workflows = {p.parts[1] for p in changed if p.parts[0] == "workflows"}
+        groups = sorted({self._group_of[s].name for s in senses if s in self._group_of})
+        drained = sorted(w for w in workflows if w in self.workflow_runners)
+        for name in groups:
+            self.groups[name].reload()
+        for name in drained:
+            assert self._reloads is not None
+            self._reloads.start_soon(
+                self.workflow_runners[name].drain_and_respawn, self.options.drain_timeout_s
+            )
+        if groups or drained:
+            self._record(
+                LogRow(
+                    KERNEL_SOURCE,
+                    LogType.CONFIG_RELOAD,
+                    {"changed": paths, "groups": groups, "workflows": drained},
+                )
+            )
+
+    def _check_config(self) -> None:
+        from nerve_core.errors import ConfigError
+
+        try:
+            config = load_nerve_config(self.workspace.config_path)
+        except ConfigError as exc:
+            log.error("nerve.yaml changed and is invalid; the running config stays:\n%s", exc)
+            self._record(LogRow(KERNEL_SOURCE, LogType.CONFIG_ERROR, {"error": str(exc)}))
+            return
+        if config == self.config:
+            return
+        message = (
+            "nerve.yaml changed and is valid; applying it needs a restart for now "
+            "(`nerve restart`): code changes reload live"
+        )
+        log.warning(message)
+        self._record(
+            LogRow(
+                KERNEL_SOURCE,
+                LogType.CONFIG_RELOAD,
+                {"changed": [CONFIG_FILE], "applied": False, "note": message},
+            )
+        )
 
     async def _launch(self, sense: str, directive: WorkflowDirective, payload: Any) -> None:
         assert self._workflows is not None

@@ -64,6 +64,7 @@ class ExitReason(StrEnum):
     START_FAILED = "start_failed"
     TIMEOUT = "timeout"
     LIMIT = "limit"
+    RELOAD = "reload"
     STOPPED = "stopped"
 
 
@@ -120,6 +121,8 @@ class SenseGroup:
         self._stopping = anyio.Event()
         self.first_start = anyio.Event()  # set once the first worker is up, or failed to come up
         self._restart_reason: str | None = None  # why the kernel killed the worker on purpose
+        self._reload = anyio.Event()
+        self._idle: anyio.CancelScope | None = None
 
     # -- what the scheduler calls ----------------------------------------------------------------
 
@@ -136,6 +139,13 @@ class SenseGroup:
         await job.done.wait()
         assert job.outcome is not None
         return job.outcome
+
+    def reload(self) -> None:
+        """Replace the worker (its senses' code changed): the computes sent to it finish first,
+        then a fresh worker imports the code as it is now; nothing queued is lost."""
+        self._reload.set()
+        if self._idle is not None:
+            self._idle.cancel()
 
     def restart_over_limit(self, why: str) -> None:
         """Kill the worker because it is over a resource limit; it is respawned at once."""
@@ -160,7 +170,9 @@ class SenseGroup:
             reason = await self._run_one_worker()
             if reason is ExitReason.STOPPED or self._stopping.is_set():
                 break
-            if reason in (ExitReason.TIMEOUT, ExitReason.LIMIT):
+            if reason is ExitReason.RELOAD:
+                self._reload = anyio.Event()
+            if reason in (ExitReason.TIMEOUT, ExitReason.LIMIT, ExitReason.RELOAD):
                 self.restarts += 1
                 continue  # a deliberate kill: respawn at once, not a crash
             now = anyio.current_time()
@@ -265,7 +277,13 @@ class SenseGroup:
         started = anyio.current_time()
         while True:
             if not self._sent:
-                job = await self._next_job()
+                if self._reload.is_set():
+                    await self._shut_down(worker)
+                    return ExitReason.RELOAD
+                with anyio.CancelScope() as self._idle:
+                    job = await self._next_job()
+                if self._idle.cancelled_caught:
+                    continue  # woken for a reload
                 if job is None:
                     return await self._shut_down(worker)
                 started = anyio.current_time()

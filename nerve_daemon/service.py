@@ -72,7 +72,9 @@ async def serve(
 ) -> None:
     """Run a kernel for `workspace` until SIGINT or SIGTERM, then stop it gracefully."""
     check_socket_path(workspace.socket_path)  # before any worker starts
-    kernel = Kernel(config, workspace.root, KernelOptions(on_row=on_row, serve_ipc=True))
+    kernel = Kernel(
+        config, workspace.root, KernelOptions(on_row=on_row, serve_ipc=True, watch_files=True)
+    )
     async with anyio.create_task_group() as group:
 
         async def stop_on_signal() -> None:

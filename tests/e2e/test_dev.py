@@ -49,18 +49,21 @@ def start_dev(root: Path) -> subprocess.Popen[str]:
     )
 
 
-def read_until(process: subprocess.Popen[str], needle: str, timeout: float = 30) -> list[str]:
+def read_until(process: subprocess.Popen[str], *needles: str, timeout: float = 30) -> list[str]:
+    """Lines of the process's output up to the one where every needle has been seen."""
     assert process.stdout is not None
     lines: list[str] = []
+    missing = set(needles)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         line = process.stdout.readline()
         if not line:
             break
         lines.append(line.rstrip())
-        if needle in line:
+        missing = {needle for needle in missing if needle not in line}
+        if not missing:
             return lines
-    raise AssertionError(f"{needle!r} not seen in: {lines}")
+    raise AssertionError(f"{sorted(missing)!r} not seen in: {lines}")
 
 
 @pytest.fixture
@@ -83,7 +86,7 @@ def dev(dev_root: Path) -> Iterator[subprocess.Popen[str]]:
 def test_nerve_dev_shows_signals_live_and_stops_gracefully_on_ctrl_c(
     dev: subprocess.Popen[str], dev_root: Path
 ) -> None:
-    lines = read_until(dev, "signal            echo")
+    lines = read_until(dev, "signal            echo", "ready:")
     assert any("ready: 2 of 2 workers running" in line for line in lines)
     assert any("signal            heartbeat" in line for line in lines)
     dev.send_signal(signal.SIGINT)

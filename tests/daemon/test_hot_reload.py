@@ -1,0 +1,184 @@
+"""Hot reload through the real file watcher: code under senses/ and workflows/ reloads live, a
+broken nerve.yaml is reported and the running config stays."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import anyio
+import pytest
+
+from nerve_core import LogType, RunStatus, WorkerState, parse_nerve_config
+from nerve_daemon.file_watch import relevant
+from nerve_daemon.kernel import Kernel, KernelOptions
+from nerve_store import LogStore
+
+from .conftest import FAST_POLICY, Recorder, wait_until
+
+pytestmark = pytest.mark.anyio
+
+SLOW = """
+import time
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+VERSION = "{version}"
+
+def moderator(thread):
+    return "sleeper" if thread[-1].role == START else END
+
+def sleeper(ctx):
+    time.sleep(float(ctx.prompt or "0"))
+    return VERSION
+
+definition = WorkflowDefinition(moderator=moderator, roles={{"sleeper": sleeper}})
+"""
+
+
+@asynccontextmanager
+async def watched(root: Path, drain_timeout: float = 5.0) -> AsyncIterator[tuple[Kernel, Recorder]]:
+    config = parse_nerve_config((root / "nerve.yaml").read_text())
+    assert config.ok
+    recorder = Recorder()
+    options = KernelOptions(
+        group_policy=FAST_POLICY,
+        watch_files=True,
+        drain_timeout_s=drain_timeout,
+        on_row=recorder.rows.append,
+        on_compute=lambda s, t, o: recorder.computes.append((s, t, o)),
+    )
+    kernel = Kernel(config.value, root, options)
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        try:
+            yield kernel, recorder
+        finally:
+            kernel.stop()
+
+
+def save_by_rename(path: Path, text: str) -> None:
+    """How many editors save: write a temp file beside it, then rename it over the original."""
+    temp = path.with_name(f".{path.name}.swp")
+    temp.write_text(text)
+    os.replace(temp, path)
+
+
+def test_only_files_that_change_behaviour_are_relevant(tmp_path: Path) -> None:
+    root = tmp_path
+    assert relevant(root, root / "nerve.yaml") == Path("nerve.yaml")
+    assert relevant(root, root / "senses/a/compute.py") == Path("senses/a/compute.py")
+    assert relevant(root, root / "senses/a/migrations/001.sql") == Path(
+        "senses/a/migrations/001.sql"
+    )
+    for ignored in (
+        "data/logs.db",
+        "logs/nerve.log",
+        "senses/a/__pycache__/compute.cpython-311.pyc",
+        "senses/a/.compute.py.swp",
+        "senses/a/compute.py~",
+        "nerve.sock",
+        "senses/readme",
+    ):
+        assert relevant(root, root / ignored) is None, ignored
+
+
+async def test_an_edited_sense_saved_by_rename_reloads_its_group_only(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        "senses:\n  edited: {group: one}\n  other: {group: two}\n",
+        {
+            "edited": "def compute(ctx):\n    return 'old'\n",
+            "other": "def compute(ctx):\n    return 1\n",
+        },
+    )
+    async with watched(root) as (kernel, recorder):
+        before = {name: group.worker.pid for name, group in kernel.groups.items()}  # type: ignore[union-attr]
+        kernel.trigger_sense("edited")
+        await wait_until(lambda: recorder.of(LogType.SIGNAL, "edited"))
+        save_by_rename(root / "senses/edited/compute.py", "def compute(ctx):\n    return 'new'\n")
+        await wait_until(lambda: recorder.of(LogType.CONFIG_RELOAD))
+        await wait_until(
+            lambda: (
+                kernel.groups["one"].worker is not None
+                and kernel.groups["one"].worker.pid != before["one"]
+                and kernel.groups["one"].state is WorkerState.RUNNING
+            )
+        )
+        kernel.trigger_sense("edited")
+        await wait_until(lambda: len(recorder.of(LogType.SIGNAL, "edited")) == 2)
+    assert [r.payload for r in recorder.of(LogType.SIGNAL, "edited")] == ["old", "new"]
+    [reload] = recorder.of(LogType.CONFIG_RELOAD)
+    assert reload.payload["groups"] == ["one"]
+    assert reload.payload["changed"] == ["senses/edited/compute.py"]
+    assert kernel.groups["two"].worker.pid == before["two"]  # type: ignore[union-attr]
+    assert next(r.payload["reason"] for r in recorder.of(LogType.WORKER_EXIT)) == "reload"
+
+
+async def test_a_sense_file_truncated_and_rewritten_reloads_once(ws: Callable[..., Path]) -> None:
+    root = ws("senses:\n  a: {}\n", {"a": "def compute(ctx):\n    return 1\n"})
+    async with watched(root) as (_, recorder):
+        path = root / "senses/a/compute.py"
+        with path.open("w") as handle:  # truncate, then write in pieces
+            handle.write("def compute(ctx):\n")
+            handle.flush()
+            handle.write("    return 2\n")
+        await wait_until(lambda: recorder.of(LogType.CONFIG_RELOAD))
+        await anyio.sleep(1.0)
+    assert len(recorder.of(LogType.CONFIG_RELOAD)) == 1
+
+
+async def test_an_edited_workflow_drains_its_worker_with_a_run_in_flight(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        "workflows:\n  slow:\n    concurrency: 2\n",
+        {},
+        workflows={"slow": SLOW.format(version="v1")},
+    )
+    async with watched(root, drain_timeout=1.0) as (kernel, recorder):
+        long_run, _ = await kernel.trigger_workflow("slow", "30")
+        short_run, _ = await kernel.trigger_workflow("slow", "0.3")
+        save_by_rename(root / "workflows/slow/workflow.py", SLOW.format(version="v2"))
+        await wait_until(lambda: recorder.of(LogType.CONFIG_RELOAD))
+        runner = kernel.workflow_runners["slow"]
+        await wait_until(
+            lambda: (
+                runner.state is WorkerState.RUNNING
+                and recorder.statuses(long_run)[-1:] == ["interrupted"]
+            )
+        )
+        after, _ = await kernel.trigger_workflow("slow", "0")
+        await wait_until(lambda: recorder.statuses(after)[-1:] == ["completed"])
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        assert store.messages(short_run)[-1].content == "v1"  # finished on the old worker
+        assert store.messages(after)[-1].content == "v2"  # new runs get the new code
+        run = store.run(long_run)
+    assert run is not None
+    assert run.status is RunStatus.INTERRUPTED
+
+
+async def test_an_invalid_nerve_yaml_is_logged_and_the_running_config_stays(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        "senses:\n  a: {}\nreflexes:\n  - sense: a\n    interval: 100ms\n",
+        {"a": "def compute(ctx):\n    return 1\n"},
+    )
+    async with watched(root) as (kernel, recorder):
+        save_by_rename(
+            root / "nerve.yaml", "senses:\n  a: {}\nreflexes:\n  - sense: a\n    interval: ten\n"
+        )
+        await wait_until(lambda: recorder.of(LogType.CONFIG_ERROR))
+        before = len(recorder.of(LogType.SIGNAL, "a"))
+        await wait_until(
+            lambda: len(recorder.of(LogType.SIGNAL, "a")) >= before + 3
+        )  # still running
+        assert kernel.health().workers[0].state == "RUNNING"
+    error = recorder.of(LogType.CONFIG_ERROR)[0].payload["error"]
+    assert (
+        error
+        == 'nerve.yaml:5: reflexes[0].interval: invalid duration "ten": expected e.g. 500ms, 30s, 1m30s, 2h, 1d'
+    )
