@@ -33,6 +33,7 @@ from anyio.abc import TaskGroup, TaskStatus
 
 from nerve_core import (
     HealthResponse,
+    LimitsConfig,
     LogType,
     NerveConfig,
     RunStatus,
@@ -49,6 +50,7 @@ from nerve_core._workspace import CONFIG_FILE
 from nerve_core.errors import NerveError
 from nerve_store import AppendLogs, LogRow, LogStore, LogWriter, now_ms
 
+from .config_diff import ConfigDiff, diff_configs
 from .daemon_ipc import DaemonIpcServer
 from .file_watch import FileWatcher
 from .reflex_scheduler import Clock, Decision, ReflexScheduler, Trigger
@@ -113,7 +115,11 @@ class Kernel:
         self._started_at = 0.0
         self._pool: WorkerPool | None = None
         self._workflows: WorkflowManager | None = None
-        self._reloads: TaskGroup | None = None
+        self._parts: TaskGroup | None = None
+        self._bus: SignalBus | None = None
+        self._watch: ResourceWatch | None = None
+        self._tracked: dict[str, _Tracked] = {}
+        self._reloading = anyio.Lock()
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -141,8 +147,9 @@ class Kernel:
         self._stop.set()
 
     async def _run_parts(self, pool: WorkerPool, task_status: TaskStatus[None]) -> None:
-        bus = SignalBus()
+        bus = self._bus = SignalBus()
         assert self._writer is not None
+        self._pool = pool
         workflows = WorkflowManager(
             self.config,
             self.workspace.root,
@@ -155,23 +162,7 @@ class Kernel:
         self._workflows = workflows
         self._router = OutcomeRouter(self.config, self._record, bus.publish, self._launch)
         for group_name, senses in self.config.sense_groups().items():
-            group = SenseGroup(
-                group_name,
-                list(senses),
-                self.workspace.root,
-                pool,
-                self._record,
-                self._on_sense_log,
-                self.options.group_policy,
-            )
-            self.groups[group_name] = group
-            for sense in senses:
-                self._group_of[sense] = group
-        scheduler = ReflexScheduler(self.config, self._execute, self.options.clock)
-        self._scheduler = scheduler
-        for source, subscribers in scheduler.subscriptions().items():
-            for sense in subscribers:
-                bus.subscribe(source, _on_signal(scheduler, sense))
+            self._add_group(group_name, list(senses))
         self._record(
             LogRow(
                 KERNEL_SOURCE,
@@ -184,39 +175,120 @@ class Kernel:
             )
         )
         async with anyio.create_task_group() as parts:
+            self._parts = parts
             await parts.start(bus.run)
-            limits = {name: group.limits for name, group in self.config.groups.items()}
-            watch = ResourceWatch(
-                self.groups, limits, self._record, self.options.resource_interval_s
+            self._watch = ResourceWatch(
+                self.groups, self._limits(), self._record, self.options.resource_interval_s
             )
-            groups = [await _Tracked.start(parts, group.run) for group in self.groups.values()]
-            runners = [await _Tracked.start(parts, r.run) for r in workflows.runners.values()]
+            for name, group in self.groups.items():
+                self._tracked[f"group:{name}"] = await _Tracked.start(parts, group.run)
+            for name, runner in workflows.runners.items():
+                self._tracked[f"workflow:{name}"] = await _Tracked.start(parts, runner.run)
             with anyio.move_on_after(self.options.group_policy.ready_timeout_s):
                 for group in self.groups.values():
                     await group.first_start.wait()
                 for runner in workflows.runners.values():
                     await runner.first_start.wait()
             await workflows.recover()
-            scheduling = await _Tracked.start(parts, scheduler.run)
-            await parts.start(watch.run)
+            await self._start_scheduler(None)
+            await parts.start(self._watch.run)
             if self.options.serve_ipc:
                 await parts.start(DaemonIpcServer(self, self.workspace.socket_path).run)
             if self.options.watch_files:
-                self._reloads = parts
                 await parts.start(FileWatcher(self.workspace.root, self.files_changed).run)
             self.ready.set()
             task_status.started()
             await self._stop.wait()
             log.info("stopping: letting computes in flight finish")
-            scheduler.close()
-            await scheduling.finish(self.options.stop_timeout_s)
+            await self._stop_scheduler()
             for group in self.groups.values():
                 await group.stop()
             await workflows.stop()
-            for tracked in (*groups, *runners):
+            for tracked in self._tracked.values():
                 await tracked.finish(self.options.stop_timeout_s)
             parts.cancel_scope.cancel()
         self._record(LogRow(KERNEL_SOURCE, LogType.KERNEL_STOP, {"pid": os.getpid()}))
+
+    def _add_group(self, name: str, senses: list[str]) -> SenseGroup:
+        assert self._pool is not None
+        group = SenseGroup(
+            name,
+            senses,
+            self.workspace.root,
+            self._pool,
+            self._record,
+            self._on_sense_log,
+            self.options.group_policy,
+        )
+        self.groups[name] = group
+        for sense in senses:
+            self._group_of[sense] = group
+        return group
+
+    def _limits(self) -> dict[str, LimitsConfig]:
+        return {name: group.limits for name, group in self.config.groups.items()}
+
+    async def _start_scheduler(self, previous: ReflexScheduler | None) -> None:
+        assert self._parts is not None
+        assert self._bus is not None
+        scheduler = ReflexScheduler(self.config, self._execute, self.options.clock, carry=previous)
+        self._bus.unsubscribe_all()
+        for source, subscribers in scheduler.subscriptions().items():
+            for sense in subscribers:
+                self._bus.subscribe(source, _on_signal(scheduler, sense))
+        self._scheduler = scheduler
+        self._tracked["scheduler"] = await _Tracked.start(self._parts, scheduler.run)
+
+    async def _stop_scheduler(self) -> ReflexScheduler | None:
+        """Stop starting computes; wait for those in flight (bounded)."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return None
+        scheduler.close()
+        await self._tracked.pop("scheduler").finish(self.options.stop_timeout_s)
+        return scheduler
+
+    async def apply_config(self, config: NerveConfig) -> ConfigDiff:
+        """Apply a reloaded nerve.yaml as a diff: only the groups whose senses changed restart,
+        the reflex timers are rebuilt keeping their grid and each sense's throttle state, and
+        workflow limits apply at once."""
+        diff = diff_configs(self.config, config)
+        if diff.empty:
+            return diff
+        async with self._reloading:
+            assert self._parts is not None
+            assert self._workflows is not None
+            previous = await self._stop_scheduler()
+            self.config = config
+            assert self._router is not None
+            self._router.use(config)
+            new_groups = config.sense_groups()
+            self._group_of = {}
+            for name in diff.groups_removed:
+                group = self.groups.pop(name)
+                await group.stop()
+                await self._tracked.pop(f"group:{name}").finish(self.options.stop_timeout_s)
+            for name, senses in new_groups.items():
+                if name in diff.groups_added:
+                    group = self._add_group(name, list(senses))
+                    self._tracked[f"group:{name}"] = await _Tracked.start(self._parts, group.run)
+                    continue
+                group = self.groups[name]
+                for sense in senses:
+                    self._group_of[sense] = group
+                if name in diff.groups_restarted:
+                    group.reload(list(senses))
+            assert self._watch is not None
+            self._watch.use(self.groups, self._limits())
+
+            async def start_runner(runner: WorkflowRunner) -> None:
+                assert self._parts is not None
+                tracked = await _Tracked.start(self._parts, runner.run)
+                self._tracked[f"workflow:{runner.name}"] = tracked
+
+            await self._workflows.apply(config, start_runner, self.options.drain_timeout_s)
+            await self._start_scheduler(previous)
+        return diff
 
     # -- the API ---------------------------------------------------------------------------------
 
@@ -304,10 +376,11 @@ class Kernel:
     async def files_changed(self, changed: set[Path]) -> None:
         """Hot reload: code under senses/<name>/ restarts that sense's group, code under
         workflows/<name>/ drains and respawns that workflow's worker, and a changed nerve.yaml
-        is validated (an invalid one is logged as `config.error`; the running config stays)."""
+        is applied as a diff (an invalid one is logged as `config.error`; the running config
+        stays)."""
         paths = sorted(str(path) for path in changed)
         if Path(CONFIG_FILE) in changed:
-            self._check_config()
+            await self._reload_config()
         senses = {p.parts[1] for p in changed if p.parts[0] == "senses"}
         workflows = {p.parts[1] for p in changed if p.parts[0] == "workflows"}
         groups = sorted({self._group_of[s].name for s in senses if s in self._group_of})
@@ -315,8 +388,8 @@ class Kernel:
         for name in groups:
             self.groups[name].reload()
         for name in drained:
-            assert self._reloads is not None
-            self._reloads.start_soon(
+            assert self._parts is not None
+            self._parts.start_soon(
                 self.workflow_runners[name].drain_and_respawn, self.options.drain_timeout_s
             )
         if groups or drained:
@@ -328,7 +401,7 @@ class Kernel:
                 )
             )
 
-    def _check_config(self) -> None:
+    async def _reload_config(self) -> None:
         from nerve_core.errors import ConfigError
 
         try:
@@ -337,20 +410,16 @@ class Kernel:
             log.error("nerve.yaml changed and is invalid; the running config stays:\n%s", exc)
             self._record(LogRow(KERNEL_SOURCE, LogType.CONFIG_ERROR, {"error": str(exc)}))
             return
-        if config == self.config:
-            return
-        message = (
-            "nerve.yaml changed and is valid; applying it needs a restart for now "
-            "(`nerve restart`): code changes reload live"
-        )
-        log.warning(message)
-        self._record(
-            LogRow(
-                KERNEL_SOURCE,
-                LogType.CONFIG_RELOAD,
-                {"changed": [CONFIG_FILE], "applied": False, "note": message},
+        diff = await self.apply_config(config)
+        if not diff.empty:
+            log.info("nerve.yaml reloaded: %s", diff.summary())
+            self._record(
+                LogRow(
+                    KERNEL_SOURCE,
+                    LogType.CONFIG_RELOAD,
+                    {"changed": [CONFIG_FILE], **diff.summary()},
+                )
             )
-        )
 
     async def _launch(self, sense: str, directive: WorkflowDirective, payload: Any) -> None:
         assert self._workflows is not None

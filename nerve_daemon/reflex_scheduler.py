@@ -72,6 +72,7 @@ class _SenseState:
         self.last_start: float | None = None
         self.wake = anyio.Event()
         self.waiting: anyio.CancelScope | None = None
+        self.started = False  # past grace: its startup compute was taken
         self.decisions: dict[Decision, int] = dict.fromkeys(Decision, 0)
 
 
@@ -82,7 +83,11 @@ class ReflexScheduler:
         execute: Execute,
         clock: Clock | None = None,
         on_decision: Callable[[str, Trigger, Decision], None] | None = None,
+        carry: ReflexScheduler | None = None,
     ) -> None:
+        """`carry`: a scheduler this one replaces (a config reload): its start time (so the
+        interval grid and grace periods go on), and each surviving sense's last start and
+        pending trigger (so throttle holds across the reload) carry over."""
         self._config = config
         self._execute = execute
         self._clock = clock or AnyioClock()
@@ -92,9 +97,16 @@ class ReflexScheduler:
             for name, sense in config.senses.items()
         }
         self._interval_senses = {r.sense for r in config.reflexes if r.interval is not None}
-        self._start = 0.0
+        self._start: float | None = None
         self._closing = False
         self._ticks: anyio.CancelScope | None = None
+        if carry is not None:
+            self._start = carry._start
+            for name, state in self._states.items():
+                old = carry._states.get(name)
+                if old is not None:
+                    state.last_start, state.pending = old.last_start, old.pending
+                    state.started = old.started
 
     def subscriptions(self) -> dict[str, list[str]]:
         """For each signal source, the senses whose `on` reflexes list it."""
@@ -111,7 +123,8 @@ class ReflexScheduler:
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Schedule until `close()`; return once the computes in flight have finished."""
-        self._start = self._clock.now()
+        if self._start is None:
+            self._start = self._clock.now()
         async with anyio.create_task_group() as group:
             for state in self._states.values():
                 group.start_soon(self._sense_loop, state)
@@ -144,7 +157,7 @@ class ReflexScheduler:
             return None
         state = self._states[sense]
         now = self._clock.now()
-        if now < self._start + state.grace:
+        if self._start is None or now < self._start + state.grace:
             decision = Decision.HELD_BY_GRACE
         elif state.in_flight or state.pending is not None:
             decision = Decision.COALESCED
@@ -160,16 +173,18 @@ class ReflexScheduler:
         return decision
 
     async def _sense_loop(self, state: _SenseState) -> None:
+        assert self._start is not None
         with anyio.CancelScope() as waiting:
             state.waiting = waiting
             await self._clock.sleep_until(self._start + state.grace)
-        if state.name in self._interval_senses:
+        if state.name in self._interval_senses and not state.started:
             # The first interval tick is due now, with whatever was held during grace: one
             # compute for both. (A separate tick at the same instant could race it into two.)
             startup = Trigger(TriggerKind.STARTUP, scheduled=self._start + state.grace)
             decision = Decision.COALESCED if state.pending is not None else Decision.RAN
             state.decisions[decision] += 1
             state.pending = state.pending or startup
+        state.started = True
         while not self.is_closing():
             while state.pending is None and not self.is_closing():
                 await state.wake.wait()
@@ -192,7 +207,11 @@ class ReflexScheduler:
                 state.in_flight = False
 
     async def _interval_loop(self, sense: str, interval: float, grace: float) -> None:
+        assert self._start is not None
         deadline = self._start + grace + interval  # the tick at `grace` is the sense loop's
+        behind = self._clock.now() - deadline
+        if behind > 0:  # a reload: join the grid where it is now
+            deadline += math.ceil(behind / interval) * interval
         while True:
             await self._clock.sleep_until(deadline)
             self.request(sense, Trigger(TriggerKind.INTERVAL, scheduled=deadline))

@@ -32,19 +32,21 @@ class ResourceWatch:
         record: Callable[[LogRow], None],
         interval: float = 1.0,
     ) -> None:
+        self._record = record
+        self.use(groups, limits)
+        self._interval = interval
+        self._cpu: dict[int, collections.deque[tuple[float, float]]] = {}
+
+    def use(self, groups: dict[str, SenseGroup], limits: dict[str, LimitsConfig]) -> None:
+        """Watch these groups with these limits from now on."""
         self._watched = {
             name: (groups[name], limit)
             for name, limit in limits.items()
             if name in groups and (limit.memory is not None or limit.cpu_seconds is not None)
         }
-        self._record = record
-        self._interval = interval
-        self._cpu: dict[int, collections.deque[tuple[float, float]]] = {}
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
-        if not self._watched:
-            return
         while True:
             for group, limits in self._watched.values():
                 self.check(group, limits)

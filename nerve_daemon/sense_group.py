@@ -140,9 +140,12 @@ class SenseGroup:
         assert job.outcome is not None
         return job.outcome
 
-    def reload(self) -> None:
-        """Replace the worker (its senses' code changed): the computes sent to it finish first,
-        then a fresh worker imports the code as it is now; nothing queued is lost."""
+    def reload(self, senses: list[str] | None = None) -> None:
+        """Replace the worker (its senses' code or config changed, or `senses` is its new list):
+        the computes sent to it finish first, then a fresh worker loads the senses as they are
+        now; nothing queued is lost."""
+        if senses is not None:
+            self.senses = senses
         self._reload.set()
         if self._idle is not None:
             self._idle.cancel()

@@ -56,6 +56,11 @@ class OutcomeRouter:
         self._id_prefix = f"{now_ms():x}"
         self._ids = itertools.count(1)
 
+    def use(self, config: NerveConfig) -> None:
+        """Route by a reloaded config from now on (figures of surviving senses are kept)."""
+        self._config = config
+        self.stats = {name: self.stats.get(name) or SenseStats() for name in config.senses}
+
     def _signal_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids):x}"
 

@@ -27,6 +27,10 @@ class SignalBus:
     def subscribe(self, source: str, callback: Callable[[Signal], None]) -> None:
         self._subscribers.setdefault(source, []).append(callback)
 
+    def unsubscribe_all(self) -> None:
+        """Drop every subscription (before a reloaded scheduler subscribes anew)."""
+        self._subscribers = {}
+
     async def publish(self, signal: Signal) -> None:
         """Queue `signal` for its subscribers; wait only when the buffer is full."""
         self.published += 1

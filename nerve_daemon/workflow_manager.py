@@ -17,7 +17,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -330,6 +330,29 @@ class WorkflowRunner:
         """Stop the worker; runs in flight stay `started` and resume at the next start."""
         self._stopping.set()
 
+    async def use(self, config: WorkflowConfig) -> None:
+        """New limits: a larger concurrency starts queued runs now; a smaller one lets the runs
+        in flight finish; a shorter queue drops its oldest runs."""
+        self.config = config
+        while len(self._queue) > config.max_queue:
+            evicted = self._queue.popleft()
+            await self._end(
+                evicted.run_id, RunStatus.DROPPED, f"evicted: max_queue is now {config.max_queue}"
+            )
+        await self._fill_slots()
+
+    async def retire(self, drain_timeout: float) -> None:
+        """The workflow left nerve.yaml: its queued runs are dropped, its runs in flight may
+        finish within `drain_timeout` (then `interrupted`), and its worker stops."""
+        while self._queue:
+            await self._end(
+                self._queue.popleft().run_id,
+                RunStatus.DROPPED,
+                "its workflow was removed from nerve.yaml",
+            )
+        await self.drain_and_respawn(drain_timeout)
+        self._stopping.set()
+
     # -- the worker's messages -------------------------------------------------------------------
 
     async def _read(self, worker: WorkerProcess) -> None:
@@ -486,11 +509,32 @@ class WorkflowManager:
         observe: Callable[[LogRow], None] | None = None,
     ) -> None:
         self._config = config
-        self.runners = {
-            name: WorkflowRunner(name, workflow, root, pool, writer, record, policy, observe)
-            for name, workflow in config.workflows.items()
-        }
+        self._parts = (root, pool, writer, record, policy, observe)
+        self.runners = {name: self._make(name, wf) for name, wf in config.workflows.items()}
         self._writer = writer
+
+    def _make(self, name: str, workflow: WorkflowConfig) -> WorkflowRunner:
+        root, pool, writer, record, policy, observe = self._parts
+        return WorkflowRunner(name, workflow, root, pool, writer, record, policy, observe)
+
+    async def apply(
+        self,
+        config: NerveConfig,
+        start: Callable[[WorkflowRunner], Awaitable[None]],
+        drain_timeout: float,
+    ) -> None:
+        """Take a reloaded config: new limits apply at once, new workflows get a runner
+        (`start` runs it), removed ones finish their runs within `drain_timeout` and stop."""
+        self._config = config
+        for name, workflow in config.workflows.items():
+            runner = self.runners.get(name)
+            if runner is None:
+                runner = self.runners[name] = self._make(name, workflow)
+                await start(runner)
+            elif runner.config != workflow:
+                await runner.use(workflow)
+        for name in [name for name in self.runners if name not in config.workflows]:
+            await self.runners.pop(name).retire(drain_timeout)
 
     async def launch(
         self, workflow: str, prompt: str, max_rounds: int | None, origin: str, payload: Any = None

@@ -182,3 +182,94 @@ async def test_an_invalid_nerve_yaml_is_logged_and_the_running_config_stays(
         error
         == 'nerve.yaml:5: reflexes[0].interval: invalid duration "ten": expected e.g. 500ms, 30s, 1m30s, 2h, 1d'
     )
+
+
+BASE = """
+senses:
+  steady: {group: keep}
+  changing: {group: moving}
+reflexes:
+  - sense: steady
+    interval: 100ms
+"""
+
+
+async def test_a_valid_nerve_yaml_applies_as_a_diff(ws: Callable[..., Path]) -> None:
+    root = ws(
+        BASE + "workflows:\n  slow: {concurrency: 1, overflow: queue}\n",
+        {
+            "steady": "def compute(ctx):\n    return 'steady'\n",
+            "changing": "def compute(ctx):\n    return 'changing'\n",
+            "added": "def compute(ctx):\n    return 'added'\n",
+        },
+        workflows={"slow": SLOW.format(version="v1")},
+    )
+    async with watched(root) as (kernel, recorder):
+        keep_pid = kernel.groups["keep"].worker.pid  # type: ignore[union-attr]
+        first, _ = await kernel.trigger_workflow("slow", "2")
+        second, status = await kernel.trigger_workflow("slow", "0")
+        assert status is RunStatus.QUEUED
+        await wait_until(lambda: len(recorder.of(LogType.SIGNAL, "steady")) >= 2)
+        save_by_rename(
+            root / "nerve.yaml",
+            """
+senses:
+  steady: {group: keep}
+  added: {group: fresh}
+reflexes:
+  - sense: steady
+    interval: 100ms
+  - sense: added
+    interval: 100ms
+workflows:
+  slow: {concurrency: 2, overflow: queue}
+""",
+        )
+        await wait_until(
+            lambda: any(
+                r.payload.get("changed") == ["nerve.yaml"]
+                for r in recorder.of(LogType.CONFIG_RELOAD)
+            )
+        )
+        await wait_until(lambda: recorder.of(LogType.SIGNAL, "added"))
+        await wait_until(lambda: recorder.statuses(second)[-1:] == ["completed"])  # a second slot
+        assert recorder.statuses(first)[-1:] == ["started"]  # still going, untouched
+        steady_before = len(recorder.of(LogType.SIGNAL, "steady"))
+        await wait_until(lambda: len(recorder.of(LogType.SIGNAL, "steady")) >= steady_before + 2)
+        assert set(kernel.groups) == {"keep", "fresh"}
+        assert kernel.groups["keep"].worker.pid == keep_pid  # type: ignore[union-attr]
+        assert [s.name for s in kernel.list_senses()] == ["steady", "added"]
+        kernel.trigger_sense("added")
+        from nerve_daemon.kernel import UnknownSense
+
+        with pytest.raises(UnknownSense):
+            kernel.trigger_sense("changing")
+    reload = next(
+        r.payload
+        for r in recorder.of(LogType.CONFIG_RELOAD)
+        if r.payload.get("changed") == ["nerve.yaml"]
+    )
+    assert reload["groups_added"] == ["fresh"]
+    assert reload["groups_removed"] == ["moving"]
+    assert reload["reflexes_changed"] is True
+    assert reload["workflows_changed"] == ["slow"]
+    assert "groups_restarted" not in reload  # "keep" did not restart
+
+
+async def test_a_throttle_holds_across_a_reload(ws: Callable[..., Path]) -> None:
+    root = ws(
+        "senses:\n  t:\n    throttle: 2s\n",
+        {"t": "import time\ndef compute(ctx):\n    return time.monotonic()\n"},
+    )
+    async with watched(root) as (kernel, recorder):
+        kernel.trigger_sense("t")
+        await wait_until(lambda: recorder.of(LogType.SIGNAL, "t"))
+        save_by_rename(
+            root / "nerve.yaml",
+            "senses:\n  t:\n    throttle: 2s\nreflexes:\n  - sense: t\n    interval: 1h\n",
+        )
+        await wait_until(lambda: recorder.of(LogType.CONFIG_RELOAD))
+        kernel.trigger_sense("t")
+        await wait_until(lambda: len(recorder.of(LogType.SIGNAL, "t")) == 2, timeout=10)
+    first, second = (row.payload for row in recorder.of(LogType.SIGNAL, "t"))
+    assert second - first >= 1.95  # the window of the compute before the reload still held
