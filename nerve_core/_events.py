@@ -55,5 +55,6 @@ class LogType(StrEnum):
     CONFIG_ERROR = "config.error"
     KERNEL_START = "kernel.start"
     KERNEL_STOP = "kernel.stop"
+    STORE_ARCHIVE = "store.archive"  # old log rows moved to data/archive/logs/
     SENSE_LOG = "sense.log"  # a sense's own `ctx.log(...)`
     WORKFLOW_LOG = "workflow.log"  # a role's own `ctx.log(...)`, ref_id the run

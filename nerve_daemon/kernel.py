@@ -50,6 +50,7 @@ from nerve_core._workspace import CONFIG_FILE
 from nerve_core.errors import NerveError
 from nerve_store import AppendLogs, LogRow, LogStore, LogWriter, now_ms
 
+from .archive_schedule import ArchiveSchedule
 from .config_diff import ConfigDiff, diff_configs
 from .daemon_ipc import DaemonIpcServer
 from .file_watch import FileWatcher
@@ -73,6 +74,7 @@ _LIFECYCLE = {
     LogType.WORKER_LIMIT,
     LogType.CONFIG_RELOAD,
     LogType.CONFIG_ERROR,
+    LogType.STORE_ARCHIVE,
 }
 
 
@@ -192,6 +194,8 @@ class Kernel:
             await workflows.recover()
             await self._start_scheduler(None)
             await parts.start(self._watch.run)
+            archive = ArchiveSchedule(self.workspace, lambda: self.config, self._record)
+            await parts.start(archive.run)
             if self.options.serve_ipc:
                 await parts.start(DaemonIpcServer(self, self.workspace.socket_path).run)
             if self.options.watch_files:

@@ -178,3 +178,21 @@ async def test_an_observer_that_raises_never_touches_the_kernel(ws: Callable[...
         kernel.stop()
     with LogStore.open_readonly(root / "data/logs.db") as store:
         assert [r.type for r in store.logs(type="signal")] == ["signal"]
+
+
+async def test_with_archive_after_set_old_log_rows_are_archived_at_start(
+    ws: Callable[..., Path],
+) -> None:
+    from nerve_core import LogType as Type
+    from nerve_store import LogRow, read_archive_day
+
+    root = ws(
+        "store:\n  archive_after: 1d\nsenses:\n  a: {}\n",
+        {"a": "def compute(ctx):\n    return 1\n"},
+    )
+    with LogStore.open(root / "data/logs.db") as store:  # rows from long ago
+        store.append(*(LogRow("a", Type.SIGNAL, {"n": n}, ts=86_400_000 * 3 + n) for n in range(5)))
+    async with running(root) as (_, recorder):
+        await wait_until(lambda: recorder.of(LogType.STORE_ARCHIVE))
+    assert recorder.of(LogType.STORE_ARCHIVE)[0].payload == {"days": ["1970-01-04"], "rows": 5}
+    assert len(list(read_archive_day(root / "data/archive/logs/1970-01-04.jsonl"))) == 5

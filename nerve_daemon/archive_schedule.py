@@ -1,0 +1,59 @@
+"""The daily archive: with `store.archive_after` set, old log rows move to
+data/archive/logs/ once at start and then every day (`nerve store archive` does the same by
+hand). The archiving runs on a worker thread with its own connection; the log writer goes on."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import anyio
+from anyio.abc import TaskStatus
+
+from nerve_core import LogType, NerveConfig, Workspace
+from nerve_store import LogRow, archive_logs, now_ms
+
+from .sense_group import KERNEL_SOURCE
+
+log = logging.getLogger("nerve")
+
+DAY_S = 86_400.0
+
+
+class ArchiveSchedule:
+    def __init__(
+        self,
+        workspace: Workspace,
+        config: Callable[[], NerveConfig],
+        record: Callable[[LogRow], None],
+        every: float = DAY_S,
+    ) -> None:
+        self._workspace = workspace
+        self._config = config  # read each time: a reload may change archive_after
+        self._record = record
+        self._every = every
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        while True:
+            await self.archive_once()
+            await anyio.sleep(self._every)
+
+    async def archive_once(self) -> None:
+        after = self._config().store.archive_after
+        if after is None:
+            return
+        cutoff = now_ms() - round(after * 1000)
+        try:
+            report = await anyio.to_thread.run_sync(
+                archive_logs, self._workspace.logs_db, self._workspace.archive_dir, cutoff
+            )
+        except Exception as exc:  # a full disk, a locked file: try again tomorrow
+            log.error("the daily archive failed: %s", exc)
+            return
+        if report.days:
+            self._record(
+                LogRow(
+                    KERNEL_SOURCE, LogType.STORE_ARCHIVE, {"days": report.days, "rows": report.rows}
+                )
+            )
