@@ -19,6 +19,7 @@ Embedding::
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import time
@@ -504,7 +505,8 @@ class _Tracked:
             await self.done.wait()
 
 
-def _version() -> str:
+@functools.cache
+def _version() -> str:  # reading package metadata costs about 0.2 ms: once is enough
     try:
         return version("nerve")
     except PackageNotFoundError:
