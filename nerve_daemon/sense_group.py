@@ -78,6 +78,28 @@ class GroupPolicy:
     backoff_max_s: float = 5.0
 
 
+class CrashHistory:
+    """Unexpected exits of one worker within the policy's window: whether to stop respawning
+    (a crash loop), and how long to wait before the next respawn otherwise."""
+
+    def __init__(self, policy: GroupPolicy) -> None:
+        self._policy = policy
+        self._exits: collections.deque[float] = collections.deque()
+
+    def record(self, now: float) -> float | None:
+        """Count an exit at `now`; the backoff before respawning, or None for a crash loop."""
+        self._exits.append(now)
+        while self._exits and self._exits[0] < now - self._policy.crash_window_s:
+            self._exits.popleft()
+        if len(self._exits) >= self._policy.crash_limit:
+            return None
+        repeats = len(self._exits) - 1  # the first exit in the window respawns at once
+        if repeats == 0:
+            return 0.0
+        delay: float = self._policy.backoff_first_s * 2 ** (repeats - 1)
+        return min(delay, self._policy.backoff_max_s)
+
+
 class _Job:
     def __init__(self, request: ComputeRequest, timeout: float) -> None:
         self.request = request
@@ -117,7 +139,7 @@ class SenseGroup:
         self._jobs_in, self._jobs_out = anyio.create_memory_object_stream[_Job](math.inf)
         self._sent: collections.deque[_Job] = collections.deque()  # sent, not yet answered
         self._backlog: collections.deque[_Job] = collections.deque()  # to resend after a restart
-        self._crashes: collections.deque[float] = collections.deque()
+        self._crashes = CrashHistory(self._policy)
         self._stopping = anyio.Event()
         self.first_start = anyio.Event()  # set once the first worker is up, or failed to come up
         self._restart_reason: str | None = None  # why the kernel killed the worker on purpose
@@ -178,24 +200,12 @@ class SenseGroup:
             if reason in (ExitReason.TIMEOUT, ExitReason.LIMIT, ExitReason.RELOAD):
                 self.restarts += 1
                 continue  # a deliberate kill: respawn at once, not a crash
-            now = anyio.current_time()
-            self._crashes.append(now)
-            while self._crashes and self._crashes[0] < now - self._policy.crash_window_s:
-                self._crashes.popleft()
-            if len(self._crashes) >= self._policy.crash_limit:
+            delay = self._crashes.record(anyio.current_time())
+            if delay is None:
                 self._enter_fatal()
                 await self._stopping.wait()
                 break
             self.state = WorkerState.BACKOFF
-            # The first exit in the window respawns at once; exits that follow back off.
-            repeats = len(self._crashes) - 1
-            delay = (
-                0.0
-                if repeats == 0
-                else min(
-                    self._policy.backoff_first_s * 2 ** (repeats - 1), self._policy.backoff_max_s
-                )
-            )
             with anyio.move_on_after(delay):
                 await self._stopping.wait()
             self.restarts += 1

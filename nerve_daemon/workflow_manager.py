@@ -55,7 +55,7 @@ from nerve_store import (
     now_ms,
 )
 
-from .sense_group import KERNEL_SOURCE, GroupPolicy
+from .sense_group import KERNEL_SOURCE, CrashHistory, GroupPolicy
 from .worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
 
 log = logging.getLogger("nerve")
@@ -108,7 +108,7 @@ class WorkflowRunner:
         self._active: dict[str, _Run] = {}
         self._queue: collections.deque[_Run] = collections.deque()
         self._to_resume: list[_Run] = []
-        self._crashes: collections.deque[float] = collections.deque()
+        self._crashes = CrashHistory(policy)
         self._stopping = anyio.Event()
         self._replace = anyio.Event()
         self._group: TaskGroup | None = None
@@ -221,23 +221,12 @@ class WorkflowRunner:
             if outcome == "replaced":
                 self.restarts += 1
                 continue
-            now = anyio.current_time()
-            self._crashes.append(now)
-            while self._crashes and self._crashes[0] < now - self._policy.crash_window_s:
-                self._crashes.popleft()
-            if len(self._crashes) >= self._policy.crash_limit:
+            delay = self._crashes.record(anyio.current_time())
+            if delay is None:
                 await self._enter_fatal()
                 await self._stopping.wait()
                 return
             self.state = WorkerState.BACKOFF
-            repeats = len(self._crashes) - 1
-            delay = (
-                0.0
-                if repeats == 0
-                else min(
-                    self._policy.backoff_first_s * 2 ** (repeats - 1), self._policy.backoff_max_s
-                )
-            )
             with anyio.move_on_after(delay):
                 await self._stopping.wait()
             self.restarts += 1

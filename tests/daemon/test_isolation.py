@@ -276,3 +276,17 @@ async def test_one_group_runs_one_compute_at_a_time(ws: Callable[..., Path]) -> 
     )
     for (_, end), (start, _) in itertools.pairwise(spans):
         assert start >= end  # no two computes of one group overlap
+
+
+def test_the_first_exit_in_a_window_respawns_at_once_then_backoff_grows_until_a_crash_loop() -> (
+    None
+):
+    from nerve_daemon.sense_group import CrashHistory
+
+    history = CrashHistory(
+        GroupPolicy(crash_limit=5, crash_window_s=60, backoff_first_s=0.1, backoff_max_s=0.3)
+    )
+    assert [history.record(t) for t in (0, 1, 2, 3)] == [0.0, 0.1, 0.2, 0.3]
+    assert history.record(4) is None  # the fifth within 60 s
+    fresh = CrashHistory(GroupPolicy(crash_limit=5, crash_window_s=60))
+    assert [fresh.record(t) for t in (0, 100, 200)] == [0.0, 0.0, 0.0]  # far apart: never a loop
