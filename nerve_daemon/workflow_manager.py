@@ -18,7 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,41 +122,18 @@ class WorkflowRunner:
         """Record a new run and start, queue or drop it; return its id and status."""
         run = _Run(new_run_id(), prompt, max_rounds)
         create = CreateRun(run.run_id, self.name, prompt, max_rounds, origin, payload)
+        drop_reason = None
         if self.state is WorkerState.FATAL:
-            reason = "the workflow's worker is FATAL (crash loop): nothing can run it"
-            await self._write(
-                CreateRun(
-                    run.run_id,
-                    self.name,
-                    prompt,
-                    max_rounds,
-                    origin,
-                    payload,
-                    status=RunStatus.DROPPED,
-                    reason=reason,
-                )
-            )
-            return run.run_id, RunStatus.DROPPED
-        if len(self._active) < self.config.concurrency and self._can_start():
+            drop_reason = "the workflow's worker is FATAL (crash loop): nothing can run it"
+        elif len(self._active) < self.config.concurrency and self._can_start():
             await self._write(create)
             await self._start(run)
             return run.run_id, RunStatus.STARTED
-        if self.config.overflow is Overflow.DROP or self.config.max_queue == 0:
-            reason = (
-                f"concurrency {self.config.concurrency} reached (overflow: {self.config.overflow})"
-            )
-            await self._write(
-                CreateRun(
-                    run.run_id,
-                    self.name,
-                    prompt,
-                    max_rounds,
-                    origin,
-                    payload,
-                    status=RunStatus.DROPPED,
-                    reason=reason,
-                )
-            )
+        elif self.config.overflow is Overflow.DROP or self.config.max_queue == 0:
+            overflow = self.config.overflow
+            drop_reason = f"concurrency {self.config.concurrency} reached (overflow: {overflow})"
+        if drop_reason is not None:  # recorded as dropped from the start: it never queued
+            await self._write(replace(create, status=RunStatus.DROPPED, reason=drop_reason))
             return run.run_id, RunStatus.DROPPED
         await self._write(create)
         if len(self._queue) >= self.config.max_queue:

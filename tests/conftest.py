@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
+
+from .daemon.conftest import SLEEPER, build_workspace
 
 
 @pytest.fixture(autouse=True)
@@ -23,3 +28,17 @@ def no_leaked_processes() -> Iterator[None]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture
+def short_root() -> Iterator[Path]:
+    """A workspace (sense `a`, workflow `slow` that queues) under a short path: a Unix socket
+    path is limited to 107 bytes."""
+    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
+    yield build_workspace(
+        folder / "ws",
+        "senses:\n  a: {}\nworkflows:\n  slow:\n    overflow: queue\n",
+        {"a": "def compute(ctx):\n    return {'n': 1}\n"},
+        workflows={"slow": SLEEPER},
+    )
+    shutil.rmtree(folder)

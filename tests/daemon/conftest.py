@@ -73,6 +73,22 @@ async def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: 
     assert predicate(), what
 
 
+# A workflow whose one role sleeps for as many seconds as its prompt says.
+SLEEPER = """
+import time
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+def moderator(thread):
+    return "sleeper" if thread[-1].role == START else END
+
+def sleeper(ctx):
+    time.sleep(float(ctx.prompt or "0"))
+    return "slept"
+
+definition = WorkflowDefinition(moderator=moderator, roles={"sleeper": sleeper})
+"""
+
+
 FAST_POLICY = GroupPolicy(backoff_first_s=0.05, backoff_max_s=0.2, stop_timeout_s=5.0)
 
 

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import stat
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
@@ -21,33 +18,6 @@ from nerve_daemon.kernel import Kernel, KernelOptions
 from .conftest import FAST_POLICY, build_workspace, wait_until
 
 pytestmark = pytest.mark.anyio
-
-SLOW = """
-import time
-from nerve_core.workflow import END, START, WorkflowDefinition
-
-def moderator(thread):
-    return "sleeper" if thread[-1].role == START else END
-
-def sleeper(ctx):
-    time.sleep(float(ctx.prompt or "0"))
-    return "slept"
-
-definition = WorkflowDefinition(moderator=moderator, roles={"sleeper": sleeper})
-"""
-
-
-@pytest.fixture
-def short_root() -> Iterator[Path]:
-    """A workspace under a short path: a Unix socket path is limited to 107 bytes."""
-    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
-    yield build_workspace(
-        folder / "ws",
-        "senses:\n  a: {}\nworkflows:\n  slow:\n    overflow: queue\n",
-        {"a": "def compute(ctx):\n    return 1\n"},
-        workflows={"slow": SLOW},
-    )
-    shutil.rmtree(folder)
 
 
 def kernel_for(root: Path) -> Kernel:

@@ -3,61 +3,31 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ..cli.conftest import run_nerve
-from ..daemon.conftest import build_workspace
 from .test_dev import read_until, start_dev
 
 pytestmark = pytest.mark.slow
 
-SLOW = """
-import time
-from nerve_core.workflow import END, START, WorkflowDefinition
 
-def moderator(thread):
-    return "sleeper" if thread[-1].role == START else END
-
-def sleeper(ctx):
-    time.sleep(float(ctx.prompt or "0"))
-    return "slept"
-
-definition = WorkflowDefinition(moderator=moderator, roles={"sleeper": sleeper})
-"""
-
-
-@pytest.fixture
-def root() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
-    yield build_workspace(
-        folder / "ws",
-        "senses:\n  a: {}\nworkflows:\n  slow:\n    overflow: queue\n",
-        {"a": "def compute(ctx):\n    return {'n': 1}\n"},
-        workflows={"slow": SLOW},
-    )
-    shutil.rmtree(folder)
-
-
-def test_commands_that_need_the_daemon_exit_3_when_it_is_not_running(root: Path) -> None:
+def test_commands_that_need_the_daemon_exit_3_when_it_is_not_running(short_root: Path) -> None:
     for args in (
         ("status",),
         ("sense", "trigger", "a"),
         ("workflow", "trigger", "slow"),
         ("workflow", "cancel", "x"),
     ):
-        result = run_nerve(*args, cwd=root)
+        result = run_nerve(*args, cwd=short_root)
         assert result.code == 3, args
         assert (
             result.err.strip()
-            == f"error: nerve is not running in {root} (start it with `nerve dev`)"
+            == f"error: nerve is not running in {short_root} (start it with `nerve dev`)"
         )
-    listed = run_nerve("sense", "list", "--json", cwd=root)
+    listed = run_nerve("sense", "list", "--json", cwd=short_root)
     assert listed.code == 0
     assert json.loads(listed.out) == [
         {
@@ -70,11 +40,11 @@ def test_commands_that_need_the_daemon_exit_3_when_it_is_not_running(root: Path)
     ]
 
 
-def test_status_trigger_list_and_cancel_against_a_running_daemon(root: Path) -> None:
-    dev = start_dev(root)
+def test_status_trigger_list_and_cancel_against_a_running_daemon(short_root: Path) -> None:
+    dev = start_dev(short_root)
     try:
         read_until(dev, "ready:")
-        status = run_nerve("status", "--json", cwd=root)
+        status = run_nerve("status", "--json", cwd=short_root)
         assert status.code == 0, status.err
         health = json.loads(status.out)
         assert health["pid"] == dev.pid
@@ -82,31 +52,34 @@ def test_status_trigger_list_and_cancel_against_a_running_daemon(root: Path) -> 
             ("default", "RUNNING"),
             ("slow", "RUNNING"),
         }
-        assert run_nerve("sense", "trigger", "a", cwd=root).out.strip() == "queued a compute of a"
+        assert (
+            run_nerve("sense", "trigger", "a", cwd=short_root).out.strip()
+            == "queued a compute of a"
+        )
         read_until(dev, "signal            a")
-        listed = json.loads(run_nerve("sense", "list", "--json", cwd=root).out)
+        listed = json.loads(run_nerve("sense", "list", "--json", cwd=short_root).out)
         assert (listed[0]["name"], listed[0]["computes"]) == ("a", 1)
         started = json.loads(
-            run_nerve("workflow", "trigger", "slow", "--prompt", "30", "--json", cwd=root).out
+            run_nerve("workflow", "trigger", "slow", "--prompt", "30", "--json", cwd=short_root).out
         )
         queued = json.loads(
             run_nerve(
-                "workflow", "trigger", "slow", "--payload", '{"k": 1}', "--json", cwd=root
+                "workflow", "trigger", "slow", "--payload", '{"k": 1}', "--json", cwd=short_root
             ).out
         )
         assert (started["status"], queued["status"]) == ("started", "queued")
-        cancelled = run_nerve("workflow", "cancel", started["runId"], cwd=root)
+        cancelled = run_nerve("workflow", "cancel", started["runId"], cwd=short_root)
         assert cancelled.out.strip() == f"{started['runId']} cancelled"
         read_until(dev, f"run {queued['runId']} completed")
-        again = run_nerve("workflow", "cancel", started["runId"], cwd=root)
+        again = run_nerve("workflow", "cancel", started["runId"], cwd=short_root)
         assert again.code == 1
         assert "already cancelled" in again.err
-        unknown = run_nerve("sense", "trigger", "zzz", cwd=root)
+        unknown = run_nerve("sense", "trigger", "zzz", cwd=short_root)
         assert (unknown.code, unknown.err.strip()) == (1, 'error: no sense "zzz" in nerve.yaml')
-        bad_payload = run_nerve("workflow", "trigger", "slow", "--payload", "{nope", cwd=root)
+        bad_payload = run_nerve("workflow", "trigger", "slow", "--payload", "{nope", cwd=short_root)
         assert bad_payload.code == 2
     finally:
         dev.send_signal(signal.SIGINT)
         dev.communicate(timeout=30)
     assert dev.returncode == 0
-    assert not (root / "nerve.sock").exists()
+    assert not (short_root / "nerve.sock").exists()
