@@ -45,7 +45,10 @@ async def test_disk_pressure_launches_cleanup_which_reports_without_deleting(exa
             timeout=60,
         )
         assert recorder.of(LogType.SIGNAL, "cpu-usage")
-        assert recorder.of(LogType.SIGNAL, "system-pressure")
+        # On a busy machine the grade may be "high": then it launches triage instead of a signal.
+        assert recorder.of(LogType.SIGNAL, "system-pressure") or recorder.of(
+            LogType.WORKFLOW_LAUNCH, "system-pressure"
+        )
     [(run_id, _)] = runs_of(example, "cleanup")
     with LogStore.open_readonly(example / "data/logs.db") as store:
         thread = store.messages(run_id)
