@@ -261,7 +261,11 @@ class SenseGroup:
 
             async def watch_exit() -> None:
                 await worker.wait()
-                group.cancel_scope.cancel()
+                # A receive under way ends by itself at the end of the stream; cancelling it
+                # while the stream closes can leave a stale reader behind (anyio). Only a wait
+                # for the next job needs cutting short.
+                if not worker.receiving:
+                    group.cancel_scope.cancel()
 
             group.start_soon(watch_exit)
             reason = await self._work(worker)

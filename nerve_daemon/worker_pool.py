@@ -53,6 +53,7 @@ class WorkerProcess:
         self._exited = anyio.Event()
         self._stream = stream
         self._reader = BufferedByteReceiveStream(stream)
+        self._receiving = False
         # Several tasks may send to a workflow worker; uncontended, the lock costs no loop hop.
         self._send_lock = anyio.Lock(fast_acquire=True)
 
@@ -65,6 +66,7 @@ class WorkerProcess:
 
     async def receive(self) -> WorkerMessage:
         """The next message; `WorkerExited` at end of stream, `ProtocolError` for garbage."""
+        self._receiving = True
         try:
             line = await self._reader.receive_until(b"\n", MAX_LINE_BYTES * 16)
         except (
@@ -74,9 +76,12 @@ class WorkerProcess:
             anyio.ClosedResourceError,
             OSError,
         ) as exc:
+            await self.aclose()
             raise WorkerExited(f"worker {self.name} is gone") from exc
         except anyio.DelimiterNotFound as exc:
             raise ProtocolError(f"worker {self.name} sent an over-long line") from exc
+        finally:
+            self._receiving = False
         decoded = decode_worker_message(line)
         if not decoded.ok:
             raise ProtocolError(f"worker {self.name}: {decoded.error}")
@@ -102,6 +107,19 @@ class WorkerProcess:
 
     async def aclose(self) -> None:
         await self._stream.aclose()
+
+    @property
+    def receiving(self) -> bool:
+        """Whether a receive is waiting on the stream right now."""
+        return self._receiving
+
+    async def close_unless_read(self) -> None:
+        """Close the stream of an exited worker, unless a receive is pending: closing under a
+        pending receive can leave a stale reader on a file descriptor the next socket reuses.
+        The pending receive sees the end of the stream (the worker's end is gone) and closes
+        it itself."""
+        if not self._receiving:
+            await self.aclose()
 
 
 class WorkerPool:
@@ -220,7 +238,7 @@ class WorkerPool:
                     self._early_exits[pid] = code  # exited before spawn() registered it
                 else:
                     worker._set_exited(code)
-                    await worker.aclose()
+                    await worker.close_unless_read()
 
     async def _receive_control(self) -> dict[str, Any]:
         assert self._control is not None

@@ -112,6 +112,7 @@ class WorkflowRunner:
         self._stopping = anyio.Event()
         self._replace = anyio.Event()
         self._group: TaskGroup | None = None
+        self._readers = 0
         self.first_start = anyio.Event()
 
     # -- launching and cancelling ----------------------------------------------------------------
@@ -188,6 +189,11 @@ class WorkflowRunner:
             self._group = group
             task_status.started()
             await self._supervise()
+            # The readers end at their workers' end of stream; cancelling them while a stream
+            # closes can leave a stale reader behind (anyio), so they get a moment first.
+            with anyio.move_on_after(self._policy.stop_timeout_s):
+                while self._readers:
+                    await anyio.sleep(0.01)
             group.cancel_scope.cancel()
 
     async def _supervise(self) -> None:
@@ -322,6 +328,13 @@ class WorkflowRunner:
     # -- the worker's messages -------------------------------------------------------------------
 
     async def _read(self, worker: WorkerProcess) -> None:
+        self._readers += 1
+        try:
+            await self._read_messages(worker)
+        finally:
+            self._readers -= 1
+
+    async def _read_messages(self, worker: WorkerProcess) -> None:
         async with anyio.create_task_group() as writes:
             while True:
                 try:
