@@ -43,6 +43,7 @@ from nerve_core import (
     Signal,
     TriggerKind,
     WorkerInfo,
+    WorkerState,
     WorkflowDirective,
     Workspace,
     load_nerve_config,
@@ -320,6 +321,11 @@ class Kernel:
             raise NerveError("the kernel is not running")
         return await self._workflows.cancel(run_id)
 
+    def decisions(self, sense: str) -> dict[Decision, int]:
+        """How often each scheduling decision (ran, throttled, coalesced, held by grace) was
+        made for `sense` since start or the last reload: the seam for `nerve explain`."""
+        return {} if self._scheduler is None else self._scheduler.decisions(sense)
+
     @property
     def workflow_runners(self) -> dict[str, WorkflowRunner]:
         return {} if self._workflows is None else self._workflows.runners
@@ -336,7 +342,8 @@ class Kernel:
                     worker_pid=group.worker.pid
                     if group and group.worker and group.worker.alive
                     else None,
-                    state=str(group.state) if group else "STOPPED",
+                    # A sense that failed to load says so; its group mates run on.
+                    state=_sense_state(group, name),
                     last_run_at=stats.last_run_at if stats else None,
                     last_status=stats.last_status if stats else None,
                     last_duration_ms=stats.last_duration_ms if stats else None,
@@ -472,6 +479,14 @@ def _on_signal(scheduler: ReflexScheduler, sense: str) -> Callable[[Signal], Non
         scheduler.request(sense, Trigger(TriggerKind.SIGNAL, signal))
 
     return deliver
+
+
+def _sense_state(group: SenseGroup | None, sense: str) -> str:
+    if group is None:
+        return "STOPPED"
+    if sense in group.load_errors and group.state is WorkerState.RUNNING:
+        return "LOAD_ERROR"
+    return str(group.state)
 
 
 class _Tracked:

@@ -132,7 +132,6 @@ class WorkerPool:
         self._workers: dict[int, WorkerProcess] = {}
         self._early_exits: dict[int, int] = {}
         self._group: TaskGroup | None = None
-        self.fork_server_pid: int | None = None
 
     async def __aenter__(self) -> WorkerPool:
         kernel_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -150,7 +149,7 @@ class WorkerPool:
         except (TimeoutError, WorkerStartError):
             self._stop_server()
             raise WorkerStartError("the fork server did not start") from None
-        self.fork_server_pid = int(hello["ready"])
+        log.debug("fork server ready: pid %s", hello["ready"])
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
         self._group.start_soon(self._read_control)
@@ -197,10 +196,6 @@ class WorkerPool:
         output = await UNIXSocketStream.from_socket(out_kernel)
         self._group.start_soon(self._pump_output, worker, output)
         return worker
-
-    @property
-    def workers(self) -> list[WorkerProcess]:
-        return list(self._workers.values())
 
     async def _pump_output(self, worker: WorkerProcess, output: UNIXSocketStream) -> None:
         reader = BufferedByteReceiveStream(output)

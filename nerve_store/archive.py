@@ -163,11 +163,6 @@ def _day_name(day_start_ms: int) -> str:
     return datetime.fromtimestamp(day_start_ms / 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
-def cutoff_before(now_ms: int, older_than_s: float) -> int:
-    """The cutoff for "older than `older_than_s` seconds" at `now_ms`."""
-    return now_ms - round(older_than_s * 1000)
-
-
 def _checkpoint(step: str) -> None:
     """A named point between the steps above. It does nothing; the crash-safety tests replace
     it to kill the process exactly there."""

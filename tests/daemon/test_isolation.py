@@ -214,6 +214,8 @@ async def test_a_sense_that_fails_to_load_is_its_own_error_not_its_groups_death(
         kernel.trigger_sense("broken")
         await wait_until(lambda: recorder.of(LogType.SIGNAL, "works"))
         await wait_until(lambda: len(recorder.of(LogType.COMPUTE_ERROR, "broken")) == 2)
+        states = {info.name: info.state for info in kernel.list_senses()}
+        assert states == {"broken": "LOAD_ERROR", "works": "RUNNING"}
     load, run = recorder.of(LogType.COMPUTE_ERROR, "broken")
     assert load.payload["phase"] == "load"
     assert load.payload["error"].startswith("senses/broken/compute.py:1: SyntaxError")

@@ -133,6 +133,12 @@ async def test_triggers_inside_the_throttle_window_run_once_at_its_end(
     assert decisions[0] is Decision.RAN
     assert decisions[1] is Decision.THROTTLED
     assert set(decisions[2:]) == {Decision.COALESCED}
+    counted = kernel.decisions("slowpoke")
+    assert (counted[Decision.RAN], counted[Decision.THROTTLED], counted[Decision.COALESCED]) == (
+        1,
+        1,
+        4,
+    )
     starts = [outcome.result.started_mono for _, outcome in recorder.computes_of("slowpoke")]  # type: ignore[union-attr]
     assert len(starts) == 2
     assert starts[1] - starts[0] >= 0.99
