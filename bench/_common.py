@@ -44,6 +44,20 @@ from contextlib import asynccontextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 
+def lateness_recorder() -> tuple[list[float], object]:
+    """A list of interval lateness figures (ms, tick → compute start in the worker) and the
+    `on_compute` observer that fills it."""
+    lateness: list[float] = []
+
+    def on_compute(sense: str, trigger: object, outcome: object) -> None:
+        scheduled = trigger.scheduled  # type: ignore[attr-defined]
+        result = outcome.result  # type: ignore[attr-defined]
+        if scheduled is not None and result is not None:
+            lateness.append((result.started_mono - scheduled) * 1000)
+
+    return lateness, on_compute
+
+
 def interval_config(senses: int, groups: int, interval: str) -> str:
     """nerve.yaml for `senses` senses `s0…` spread over `groups` groups, each on `interval`."""
     lines = ["senses:"]

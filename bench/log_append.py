@@ -43,28 +43,16 @@ def make_rows(count: int) -> list[LogRow]:
     ]
 
 
-def nerve_batched(folder: Path, rows: list[LogRow]) -> float:
+def nerve_rate(folder: Path, rows: list[LogRow], rows_per_op: int) -> float:
+    """Rows/s through the writer, `rows_per_op` rows an acknowledged op."""
     store = LogStore.open(folder / "nerve.db")
     writer = LogWriter(store)
     writer.start()
     started = time.perf_counter()
     futures = [
-        writer.submit(AppendLogs(rows[i : i + OP_ROWS])) for i in range(0, len(rows), OP_ROWS)
+        writer.submit(AppendLogs(rows[i : i + rows_per_op]))
+        for i in range(0, len(rows), rows_per_op)
     ]
-    for future in futures:
-        future.result()
-    elapsed = time.perf_counter() - started
-    writer.close()
-    store.close()
-    return len(rows) / elapsed
-
-
-def nerve_single(folder: Path, rows: list[LogRow]) -> float:
-    store = LogStore.open(folder / "single.db")
-    writer = LogWriter(store)
-    writer.start()
-    started = time.perf_counter()
-    futures = [writer.append(row) for row in rows]
     for future in futures:
         future.result()
     elapsed = time.perf_counter() - started
@@ -136,11 +124,11 @@ def main() -> None:
     batched, raw, single = [], [], []
     for _ in range(ROUNDS):  # alternate, so drift on a noisy machine hits both sides
         with tempfile.TemporaryDirectory() as folder:
-            batched.append(nerve_batched(Path(folder), rows))
+            batched.append(nerve_rate(Path(folder), rows, OP_ROWS))
         with tempfile.TemporaryDirectory() as folder:
             raw.append(raw_batched(Path(folder), rows))
         with tempfile.TemporaryDirectory() as folder:
-            single.append(nerve_single(Path(folder), rows[: ROWS // 4]))
+            single.append(nerve_rate(Path(folder), rows[: ROWS // 4], 1))
     with tempfile.TemporaryDirectory() as folder:
         p50, p99 = ack_latency_under_load(Path(folder), 2 if QUICK else 5)
     ratio = median(batched) / median(raw)

@@ -16,7 +16,7 @@ import anyio
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import embedded_kernel, interval_config, percentile, print_table
+from _common import embedded_kernel, interval_config, lateness_recorder, percentile, print_table
 
 QUICK = "--quick" in sys.argv
 SECONDS = 15.0 if QUICK else 60.0
@@ -25,14 +25,7 @@ GROUPS = 20
 
 
 async def measure(senses: int) -> tuple[list[float], float, float]:
-    lateness: list[float] = []
-
-    def on_compute(sense: str, trigger: object, outcome: object) -> None:
-        scheduled = trigger.scheduled  # type: ignore[attr-defined]
-        result = outcome.result  # type: ignore[attr-defined]
-        if scheduled is not None and result is not None:
-            lateness.append((result.started_mono - scheduled) * 1000)
-
+    lateness, on_compute = lateness_recorder()
     code = {f"s{n}": "def compute(ctx):\n    return None\n" for n in range(senses)}
     me = psutil.Process()
     async with embedded_kernel(interval_config(senses, GROUPS, "1s"), code, on_compute=on_compute):

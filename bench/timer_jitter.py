@@ -17,7 +17,7 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import embedded_kernel, interval_config, percentile, print_table
+from _common import embedded_kernel, interval_config, lateness_recorder, percentile, print_table
 
 QUICK = "--quick" in sys.argv
 SECONDS = 5.0 if QUICK else 20.0
@@ -26,14 +26,7 @@ GROUPS = 10
 
 
 async def nerve_lateness() -> list[float]:
-    lateness: list[float] = []
-
-    def on_compute(sense: str, trigger: object, outcome: object) -> None:
-        scheduled = trigger.scheduled  # type: ignore[attr-defined]
-        result = outcome.result  # type: ignore[attr-defined]
-        if scheduled is not None and result is not None:
-            lateness.append((result.started_mono - scheduled) * 1000)
-
+    lateness, on_compute = lateness_recorder()
     code = {f"s{n}": "def compute(ctx):\n    return None\n" for n in range(SENSES)}
     async with embedded_kernel(
         interval_config(SENSES, GROUPS, "100ms"), code, on_compute=on_compute

@@ -62,7 +62,7 @@ from .sense_group import KERNEL_SOURCE, ComputeOutcome, GroupPolicy, SenseGroup
 from .sense_outcomes import OutcomeRouter
 from .signal_bus import SignalBus
 from .worker_pool import WorkerPool
-from .workflow_manager import WorkflowManager, WorkflowRunner
+from .workflow_manager import RunnerParts, WorkflowManager, WorkflowRunner
 
 log = logging.getLogger("nerve")
 
@@ -156,12 +156,14 @@ class Kernel:
         self._pool = pool
         workflows = WorkflowManager(
             self.config,
-            self.workspace.root,
-            pool,
-            self._writer,
-            self._record,
-            self.options.group_policy,
-            self._observe,
+            RunnerParts(
+                self.workspace.root,
+                pool,
+                self._writer,
+                self._record,
+                self.options.group_policy,
+                self._observe,
+            ),
         )
         self._workflows = workflows
         self._router = OutcomeRouter(self.config, self._record, bus.publish, self._launch)

@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import orjson
 from sqlalchemy import Engine
 
 from nerve_core import (
@@ -39,7 +38,7 @@ from nerve_core.errors import NerveError
 from nerve_store import BlobStore, LogStore, open_sense_db, open_sense_db_readonly
 
 from .user_modules import load_sense_compute
-from .worker_runtime import Channel, check_payload, redirect_output
+from .worker_runtime import Channel, check_payload, loggable, redirect_output
 
 
 class SenseContext:
@@ -73,7 +72,7 @@ class SenseContext:
 
     def log(self, level: str, message: str, **fields: Any) -> None:
         """A row in logs.db (type `sense.log`) with this sense as its source."""
-        safe = orjson.loads(orjson.dumps(fields, default=repr))
+        safe = loggable(fields)
         self._runtime.channel.send(SenseLog(self.name, str(level), str(message), safe))
 
 

@@ -77,6 +77,12 @@ def watch_kernel(sock: socket.socket) -> None:
     threading.Thread(target=watch, name="nerve-worker-watchdog", daemon=True).start()
 
 
+def loggable(fields: dict[str, Any]) -> dict[str, Any]:
+    """`ctx.log` fields as JSON can carry them: what JSON cannot hold becomes its repr."""
+    result: dict[str, Any] = orjson.loads(orjson.dumps(fields, default=repr))
+    return result
+
+
 class PayloadError(TypeError):
     pass
 

@@ -41,6 +41,7 @@ from nerve_core import (
     WorkerReady,
     WorkerState,
     WorkflowConfig,
+    WorkflowMessage,
 )
 from nerve_core.errors import NerveError, ProtocolError
 from nerve_store import (
@@ -74,6 +75,18 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
 
 
+@dataclass(frozen=True, slots=True)
+class RunnerParts:
+    """What every workflow runner of a kernel shares."""
+
+    root: Path
+    pool: WorkerPool
+    writer: LogWriter
+    record: Callable[[LogRow], None]
+    policy: GroupPolicy
+    observe: Callable[[LogRow], None] | None = None
+
+
 @dataclass
 class _Run:
     run_id: str
@@ -83,32 +96,22 @@ class _Run:
 
 
 class WorkflowRunner:
-    def __init__(
-        self,
-        name: str,
-        config: WorkflowConfig,
-        root: Path,
-        pool: WorkerPool,
-        writer: LogWriter,
-        record: Callable[[LogRow], None],
-        policy: GroupPolicy,
-        observe: Callable[[LogRow], None] | None = None,
-    ) -> None:
+    def __init__(self, name: str, config: WorkflowConfig, parts: RunnerParts) -> None:
         self.name = name
-        self._observe = observe
+        self._observe = parts.observe
         self.config = config
         self.state = WorkerState.STOPPED
         self.worker: WorkerProcess | None = None
         self.restarts = 0
-        self._root = root
-        self._pool = pool
-        self._writer = writer
-        self._record = record
-        self._policy = policy
+        self._root = parts.root
+        self._pool = parts.pool
+        self._writer = parts.writer
+        self._record = parts.record
+        self._policy = parts.policy
         self._active: dict[str, _Run] = {}
         self._queue: collections.deque[_Run] = collections.deque()
         self._to_resume: list[_Run] = []
-        self._crashes = CrashHistory(policy)
+        self._crashes = CrashHistory(parts.policy)
         self._stopping = anyio.Event()
         self._replace = anyio.Event()
         self._group: TaskGroup | None = None
@@ -402,9 +405,10 @@ class WorkflowRunner:
             await self._start(self._queue.popleft())
 
     async def _start(self, run: _Run) -> None:
-        await self._write(TransitionRun(run.run_id, RunStatus.STARTED))
-        await self._write(AppendMessage(run.run_id, self.name, 0, START, run.prompt))
-        await self._send_start(run, resume=False)
+        ts = now_ms()
+        await self._write(TransitionRun(run.run_id, RunStatus.STARTED, ts=ts))
+        await self._write(AppendMessage(run.run_id, self.name, 0, START, run.prompt, ts=ts))
+        await self._send_start(run, [WorkflowMessage(0, START, run.prompt, ts)])
 
     async def _resume_crashed(self) -> None:
         if not self._can_start():
@@ -413,13 +417,15 @@ class WorkflowRunner:
         while self._to_resume:
             run = self._to_resume.pop(0)
             await self._write(TransitionRun(run.run_id, RunStatus.STARTED, reason="resumed"))
-            await self._send_start(run, resume=True)
+            await self._send_start(run, self._writer.store.messages(run.run_id), resume=True)
 
-    async def _send_start(self, run: _Run, *, resume: bool) -> None:
+    async def _send_start(
+        self, run: _Run, thread: list[WorkflowMessage], *, resume: bool = False
+    ) -> None:
+        """Hand `run` to the current worker with its thread (persisted already)."""
         assert self.worker is not None
         run.worker = self.worker
         self._active[run.run_id] = run
-        thread = self._writer.store.messages(run.run_id)
         start = StartThread(run.run_id, run.prompt, run.max_rounds, thread, resume)
         with contextlib.suppress(WorkerExited):  # supervision records it crashed, resumes it
             await self.worker.send(start)
@@ -477,24 +483,14 @@ class WorkflowRunner:
 class WorkflowManager:
     """The runners of every declared workflow, and the one entry for launches and cancels."""
 
-    def __init__(
-        self,
-        config: NerveConfig,
-        root: Path,
-        pool: WorkerPool,
-        writer: LogWriter,
-        record: Callable[[LogRow], None],
-        policy: GroupPolicy,
-        observe: Callable[[LogRow], None] | None = None,
-    ) -> None:
+    def __init__(self, config: NerveConfig, parts: RunnerParts) -> None:
         self._config = config
-        self._parts = (root, pool, writer, record, policy, observe)
+        self._parts = parts
         self.runners = {name: self._make(name, wf) for name, wf in config.workflows.items()}
-        self._writer = writer
+        self._writer = parts.writer
 
     def _make(self, name: str, workflow: WorkflowConfig) -> WorkflowRunner:
-        root, pool, writer, record, policy, observe = self._parts
-        return WorkflowRunner(name, workflow, root, pool, writer, record, policy, observe)
+        return WorkflowRunner(name, workflow, self._parts)
 
     async def apply(
         self,

@@ -50,7 +50,7 @@ from nerve_core.errors import NerveError
 from nerve_store import BlobStore, open_sense_db_readonly
 
 from .user_modules import load_workflow_definition
-from .worker_runtime import check_payload, redirect_output, watch_kernel
+from .worker_runtime import check_payload, loggable, redirect_output, watch_kernel
 
 
 class RoleContext:
@@ -74,9 +74,7 @@ class RoleContext:
 
     def log(self, level: str, message: str, **fields: Any) -> None:
         """A row in logs.db (type `workflow.log`, source the workflow, ref the run)."""
-        import orjson
-
-        safe = orjson.loads(orjson.dumps(fields, default=repr))
+        safe = loggable(fields)
         self._runtime.post(RunLog(self.run_id, str(level), str(message), safe))
 
 

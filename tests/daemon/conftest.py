@@ -89,6 +89,25 @@ definition = WorkflowDefinition(moderator=moderator, roles={"sleeper": sleeper})
 """
 
 
+# Two roles, "first" then "second"; "second" sleeps `seconds` first (use .format(seconds=…)),
+# so a test can kill something while it is mid-turn.
+TWO_STEPS = """
+import time
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+def moderator(thread):
+    return {{START: "first", "first": "second"}}.get(thread[-1].role, END)
+
+def first(ctx):
+    return "one"
+
+def second(ctx):
+    time.sleep({seconds})
+    return "two"
+
+definition = WorkflowDefinition(moderator=moderator, roles={{"first": first, "second": second}})
+"""
+
 FAST_POLICY = GroupPolicy(backoff_first_s=0.05, backoff_max_s=0.2, stop_timeout_s=5.0)
 
 

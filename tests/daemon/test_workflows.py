@@ -13,7 +13,7 @@ import pytest
 from nerve_core import START, LogType, RunStatus, WorkerState
 from nerve_store import LogStore
 
-from .conftest import running, wait_until
+from .conftest import TWO_STEPS, running, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -247,23 +247,7 @@ async def test_a_queued_and_a_started_run_can_be_cancelled(ws: Callable[..., Pat
 async def test_a_worker_killed_mid_role_is_respawned_and_the_run_resumes_and_completes(
     ws: Callable[..., Path],
 ) -> None:
-    steps = """
-import time
-from nerve_core.workflow import END, START, WorkflowDefinition
-
-def moderator(thread):
-    return {START: "first", "first": "second"}.get(thread[-1].role, END)
-
-def first(ctx):
-    return "one"
-
-def second(ctx):
-    time.sleep(1.0)
-    return "two"
-
-definition = WorkflowDefinition(moderator=moderator, roles={"first": first, "second": second})
-"""
-    root = ws("workflows:\n  steps: {}\n", {}, workflows={"steps": steps})
+    root = ws("workflows:\n  steps: {}\n", {}, workflows={"steps": TWO_STEPS.format(seconds=1.0)})
     async with running(root) as (kernel, recorder):
         run_id, _ = await kernel.trigger_workflow("steps")
         await wait_until(

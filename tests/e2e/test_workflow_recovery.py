@@ -13,7 +13,7 @@ import pytest
 from nerve_core import RunStatus
 from nerve_store import LogStore
 
-from ..daemon.conftest import build_workspace
+from ..daemon.conftest import TWO_STEPS, build_workspace
 from .test_dev import read_until, start_dev
 
 pytestmark = pytest.mark.slow
@@ -39,22 +39,6 @@ def compute(ctx):
         db.execute(text("INSERT INTO launched VALUES (1)"))
     return {"workflow": "steps|10|survive"}
 """
-STEPS = """
-import time
-from nerve_core.workflow import END, START, WorkflowDefinition
-
-def moderator(thread):
-    return {START: "first", "first": "second"}.get(thread[-1].role, END)
-
-def first(ctx):
-    return "one"
-
-def second(ctx):
-    time.sleep(3)
-    return "two"
-
-definition = WorkflowDefinition(moderator=moderator, roles={"first": first, "second": second})
-"""
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 60) -> None:
@@ -79,7 +63,9 @@ def run_state(root: Path) -> tuple[str, RunStatus, list[str]] | None:
 
 
 def test_a_run_survives_kill_9_of_the_daemon_and_completes_after_restart(tmp_path: Path) -> None:
-    root = build_workspace(tmp_path / "ws", CONFIG, {"once": ONCE}, workflows={"steps": STEPS})
+    root = build_workspace(
+        tmp_path / "ws", CONFIG, {"once": ONCE}, workflows={"steps": TWO_STEPS.format(seconds=3)}
+    )
     first = start_dev(root)
     try:
         read_until(first, "ready:")
