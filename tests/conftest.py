@@ -1,7 +1,10 @@
-"""Shared fixtures: every test must leave no child process behind."""
+"""Shared fixtures: every test must leave no child process behind. The reliability suite's
+figures are gathered here (from `user_properties`, so they reach the summary under xdist too)
+and printed at the end of the run."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -42,3 +45,23 @@ def short_root() -> Iterator[Path]:
         workflows={"slow": SLEEPER},
     )
     shutil.rmtree(folder)
+
+
+FIGURE = "nerve-figure"
+_figures: list[dict[str, str]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _figures.extend(value for key, value in report.user_properties if key == FIGURE)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _figures:
+        return
+    terminalreporter.section("reliability figures")
+    width = max(len(figure["what"]) for figure in _figures)
+    for figure in sorted(_figures, key=lambda f: f["what"]):
+        terminalreporter.write_line(f"{figure['what']:<{width}}  {figure['value']}")
+    out = Path(str(terminalreporter.config.rootpath)) / ".reliability-figures.json"
+    out.write_text(json.dumps(sorted(_figures, key=lambda f: f["what"]), indent=1) + "\n")

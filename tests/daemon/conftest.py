@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -50,6 +51,11 @@ class Recorder:
     rows: list[LogRow] = field(default_factory=list)
     computes: list[tuple[str, Trigger, ComputeOutcome]] = field(default_factory=list)
     output: list[tuple[str, str]] = field(default_factory=list)
+    compute_times: list[float] = field(default_factory=list)  # monotonic, one per compute
+
+    def on_compute(self, sense: str, trigger: Trigger, outcome: ComputeOutcome) -> None:
+        self.computes.append((sense, trigger, outcome))
+        self.compute_times.append(time.monotonic())
 
     def of(self, type_: str, source: str | None = None) -> list[LogRow]:
         return [r for r in self.rows if r.type == type_ and (source is None or r.source == source)]
@@ -122,9 +128,7 @@ async def running(
         group_policy=policy,
         stop_timeout_s=10.0,
         on_row=recorder.rows.append,
-        on_compute=lambda sense, trigger, outcome: recorder.computes.append(
-            (sense, trigger, outcome)
-        ),
+        on_compute=recorder.on_compute,
         on_output=lambda name, line: recorder.output.append((name, line)),
     )
     kernel = Kernel(parsed.value, root, options)
