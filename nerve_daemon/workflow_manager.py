@@ -222,12 +222,32 @@ class WorkflowRunner:
         args = {"root": str(self._root), "workflow": self.name}
         try:
             worker = await self._pool.spawn("workflow", f"workflow:{self.name}", args)
+        except WorkerStartError as exc:
+            log.error("workflow %s: the worker did not start: %s", self.name, exc)
+            self.first_start.set()
+            return "crashed"
+        try:
             with anyio.fail_after(self._policy.ready_timeout_s):
                 ready = await worker.receive()
             if not isinstance(ready, WorkerReady):
                 raise ProtocolError(f"expected ready, got {type(ready).__name__}")
-        except (WorkerStartError, WorkerExited, ProtocolError, TimeoutError) as exc:
+        except (WorkerExited, ProtocolError, TimeoutError) as exc:
             log.error("workflow %s: the worker did not start: %s", self.name, exc)
+            worker.kill()
+            code = await worker.wait()
+            self._record(
+                LogRow(
+                    KERNEL_SOURCE,
+                    LogType.WORKER_EXIT,
+                    {
+                        "workflow": self.name,
+                        "pid": worker.pid,
+                        "code": code,
+                        "reason": "start_failed",
+                        "detail": str(exc) or type(exc).__name__,
+                    },
+                )
+            )
             self.first_start.set()
             return "crashed"
         self.worker = worker

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
-import tempfile
 from pathlib import Path
 
 import pytest
 
 from ..cli.conftest import run_nerve
-from ..daemon.conftest import build_workspace
 from .test_dev import read_until, start_dev
 
 pytestmark = pytest.mark.slow
@@ -86,25 +83,3 @@ def test_status_trigger_list_and_cancel_against_a_running_daemon(short_root: Pat
         dev.communicate(timeout=30)
     assert dev.returncode == 0
     assert not (short_root / "nerve.sock").exists()
-
-
-def test_status_names_a_crash_looped_group_and_the_daemon_serves_on() -> None:
-    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
-    root = build_workspace(
-        folder / "ws",
-        "senses:\n  doomed: {group: broken}\n  fine: {group: good}\n",
-        {"doomed": "import os\nos._exit(1)\n", "fine": "def compute(ctx):\n    return 1\n"},
-    )
-    dev = start_dev(root)
-    try:
-        read_until(dev, "worker.crash_loop")
-        status = run_nerve("status", cwd=root)
-        assert status.code == 0, status.err
-        assert "crash-looped, not respawning: broken" in status.out
-        assert run_nerve("sense", "trigger", "fine", cwd=root).code == 0
-        read_until(dev, "signal            fine")
-    finally:
-        dev.send_signal(signal.SIGINT)
-        dev.communicate(timeout=30)
-        shutil.rmtree(folder)
-    assert dev.returncode == 0
