@@ -4,12 +4,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
 
 from nerve_core import NerveConfig, Overflow, load_nerve_config, parse_nerve_config
 from nerve_core.errors import ConfigError
-
-from ..strategies import json_values
 
 FULL = """\
 max_rounds: 40
@@ -292,35 +289,3 @@ def test_load_nerve_config_reports_bytes_that_are_not_utf8(tmp_path: Path) -> No
     path.write_bytes(b"senses:\n  a: {}\n\xff\xfe\n")
     with pytest.raises(ConfigError, match="not valid UTF-8"):
         load_nerve_config(path)
-
-
-@settings(max_examples=300)
-@given(st.text(max_size=200))
-def test_parse_nerve_config_never_raises_on_any_text(text: str) -> None:
-    parsed = parse_nerve_config(text)
-    if not parsed.ok:
-        assert all(str(issue).startswith("nerve.yaml") for issue in parsed.error)
-
-
-@settings(max_examples=300)
-@given(
-    st.fixed_dictionaries(
-        {},
-        optional={
-            "senses": st.dictionaries(st.text(max_size=8), json_values, max_size=3),
-            "reflexes": st.lists(json_values, max_size=3),
-            "workflows": json_values,
-            "max_rounds": json_values,
-            "store": json_values,
-        },
-    )
-)
-def test_parse_nerve_config_locates_every_error_in_structured_input(
-    data: dict[str, object],
-) -> None:
-    import yaml
-
-    parsed = parse_nerve_config(yaml.safe_dump(data))
-    if not parsed.ok:
-        for issue in parsed.error:
-            assert issue.line is not None, str(issue)

@@ -1,10 +1,7 @@
 from __future__ import annotations
 
-import json
-
 import orjson
 import pytest
-from hypothesis import given, settings, strategies as st
 
 from nerve_core import (
     MAX_LINE_BYTES,
@@ -23,8 +20,6 @@ from nerve_core import (
     parse_daemon_ipc_request,
     parse_daemon_ipc_response,
 )
-
-from ..strategies import json_values
 
 
 def error_of(line: bytes | str) -> IpcError:
@@ -140,41 +135,3 @@ def test_a_health_response_carries_workers() -> None:
     data = orjson.loads(encode_message(health))
     assert data["uptimeS"] == 2.5
     assert data["workers"][0]["pid"] == 7
-
-
-@settings(max_examples=500)
-@given(st.binary(max_size=300))
-def test_no_byte_string_makes_the_parser_raise(line: bytes) -> None:
-    parsed = parse_daemon_ipc_request(line)
-    assert parsed.ok or isinstance(parsed.error.code, IpcErrorCode)
-
-
-@settings(max_examples=500)
-@given(
-    st.fixed_dictionaries(
-        {
-            "type": st.sampled_from(
-                [
-                    "trigger-workflow",
-                    "trigger-sense",
-                    "list-senses",
-                    "health",
-                    "cancel-workflow",
-                    "x",
-                ]
-            )
-        },
-        optional={
-            "id": json_values,
-            "workflow": json_values,
-            "sense": json_values,
-            "prompt": json_values,
-            "maxRounds": json_values,
-            "runId": json_values,
-            "payload": json_values,
-        },
-    )
-)
-def test_no_json_object_makes_the_parser_raise(data: dict[str, object]) -> None:
-    parsed = parse_daemon_ipc_request(json.dumps(data))
-    assert parsed.ok or parsed.error.message
