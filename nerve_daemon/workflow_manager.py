@@ -234,7 +234,7 @@ class WorkflowRunner:
         except (WorkerExited, ProtocolError, TimeoutError) as exc:
             log.error("workflow %s: the worker did not start: %s", self.name, exc)
             worker.kill()
-            code = await worker.wait()
+            exit_code = await worker.wait()
             self._record(
                 LogRow(
                     KERNEL_SOURCE,
@@ -242,7 +242,7 @@ class WorkflowRunner:
                     {
                         "workflow": self.name,
                         "pid": worker.pid,
-                        "code": code,
+                        "code": exit_code,
                         "reason": "start_failed",
                         "detail": str(exc) or type(exc).__name__,
                     },
