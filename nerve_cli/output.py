@@ -47,6 +47,11 @@ def say(message: str) -> None:
     console().print(message)
 
 
+def warn(message: str) -> None:
+    """A warning for people on stdout, as written (no markup read from it)."""
+    console().print(f"[bold yellow]warning:[/] {_escape(message)}")
+
+
 def print_error(message: str) -> None:
     """An error, `error: ` first, on stderr; several lines stay as written."""
     error_console().print(f"[bold red]error:[/] {_escape(message)}")

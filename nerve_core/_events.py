@@ -56,5 +56,6 @@ class LogType(StrEnum):
     KERNEL_START = "kernel.start"
     KERNEL_STOP = "kernel.stop"
     STORE_ARCHIVE = "store.archive"  # old log rows moved to data/archive/logs/
+    STORE_STALL = "store.stall"  # logs.db could not be written for a while (e.g. disk full)
     SENSE_LOG = "sense.log"  # a sense's own `ctx.log(...)`
     WORKFLOW_LOG = "workflow.log"  # a role's own `ctx.log(...)`, ref_id the run

@@ -39,7 +39,7 @@ class IpcErrorCode(StrEnum):
     UNKNOWN_SENSE = "unknown_sense"
     UNKNOWN_WORKFLOW = "unknown_workflow"
     UNKNOWN_RUN = "unknown_run"
-    UNAVAILABLE = "unavailable"  # e.g. the target's worker is in FATAL after a crash loop
+    UNAVAILABLE = "unavailable"  # e.g. too many connections; logs.db cannot be written now
     INTERNAL = "internal"
 
 
@@ -161,6 +161,7 @@ class HealthResponse(OkResponse):
     version: StrictStr
     senses: StrictInt
     workers: list[WorkerInfo]
+    store_error: StrictStr | None = None  # why logs.db cannot be written now, if it cannot
 
 
 class CancelWorkflowResponse(OkResponse):

@@ -8,6 +8,7 @@
     ├── ProtocolError        a malformed message between processes
     ├── DaemonNotRunning     a command needs the daemon and it does not answer
     └── StoreError           logs.db, a sense DB, the archive or the blob store failed
+        ├── StoreUnavailable     logs.db cannot be written now (disk full, I/O error, locked)
         └── BlobIntegrityError   a blob's content does not match its digest
 
 The CLI maps these to exit codes in one place (`nerve_cli.app`).
@@ -53,4 +54,8 @@ class StoreError(NerveError):
 
 
 class BlobIntegrityError(StoreError):
+    pass
+
+
+class StoreUnavailable(StoreError):
     pass

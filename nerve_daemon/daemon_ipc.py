@@ -43,7 +43,7 @@ from nerve_core import (
     error_response,
     parse_daemon_ipc_request,
 )
-from nerve_core.errors import NerveError
+from nerve_core.errors import NerveError, StoreUnavailable
 
 from .workflow_manager import UnknownRun, UnknownWorkflow
 
@@ -152,6 +152,8 @@ class DaemonIpcServer:
             return _error(request, IpcErrorCode.UNKNOWN_WORKFLOW, str(exc))
         except UnknownRun as exc:
             return _error(request, IpcErrorCode.UNKNOWN_RUN, str(exc))
+        except StoreUnavailable as exc:
+            return _error(request, IpcErrorCode.UNAVAILABLE, str(exc))
         except NerveError as exc:
             return _error(request, IpcErrorCode.INTERNAL, str(exc))
 

@@ -49,8 +49,8 @@ from nerve_core import (
     load_nerve_config,
 )
 from nerve_core._workspace import CONFIG_FILE
-from nerve_core.errors import NerveError
-from nerve_store import AppendLogs, LogRow, LogStore, LogWriter, now_ms
+from nerve_core.errors import NerveError, StoreUnavailable
+from nerve_store import AppendLogs, LogRow, LogStore, LogWriter, Stall, now_ms
 
 from .archive_schedule import ArchiveSchedule
 from .config_diff import ConfigDiff, diff_configs
@@ -137,7 +137,9 @@ class Kernel:
                     self.workspace.logs_db, synchronous=self.config.store.synchronous
                 )
                 try:
-                    writer = LogWriter(store, linger_s=self.options.log_linger_s)
+                    writer = LogWriter(
+                        store, linger_s=self.options.log_linger_s, on_stall_end=self._stall_ended
+                    )
                     async with writer:
                         self._writer = writer
                         await self._run_parts(pool, task_status)
@@ -312,16 +314,43 @@ class Kernel:
         self, name: str, prompt: str = "", max_rounds: int | None = None, payload: Any = None
     ) -> tuple[str, RunStatus]:
         """Launch a run of workflow `name`; return its id and whether it started, queued or was
-        dropped. The run is committed before this returns."""
+        dropped. The run is committed before this returns; while logs.db cannot be written, it
+        is refused at once (`StoreUnavailable`) rather than left waiting."""
         if self._workflows is None:
             raise NerveError("the kernel is not running")
+        self._refuse_while_stalled()
         return await self._workflows.launch(name, prompt, max_rounds, "cli", payload)
 
     async def cancel_workflow(self, run_id: str) -> RunStatus:
         """Cancel a queued or started run."""
         if self._workflows is None:
             raise NerveError("the kernel is not running")
+        self._refuse_while_stalled()
         return await self._workflows.cancel(run_id)
+
+    def store_problem(self) -> str | None:
+        """Why logs.db cannot be written now, in a sentence; None while it can."""
+        stall = None if self._writer is None else self._writer.stall
+        if stall is None:
+            return None
+        seconds = time.time() - stall.since_ms / 1000
+        problem = f"logs.db cannot be written: {stall.error} (for {seconds:.0f}s"
+        problem += f", {stall.held} writes held"
+        if stall.dropped:
+            problem += f", {stall.dropped} log rows dropped"
+        return problem + ")"
+
+    def _refuse_while_stalled(self) -> None:
+        problem = self.store_problem()
+        if problem is not None:
+            raise StoreUnavailable(f"{problem}; nothing was recorded, try again later")
+
+    def _stall_ended(self, stall: Stall, seconds: float) -> None:
+        """From the writer's thread: record the gap in logs.db itself."""
+        assert self._writer is not None
+        payload = {"since": stall.since_ms, "seconds": round(seconds, 3), "error": stall.error}
+        payload["dropped"] = stall.dropped
+        self._writer.post(AppendLogs([LogRow(KERNEL_SOURCE, LogType.STORE_STALL, payload)]))
 
     def decisions(self, sense: str) -> dict[Decision, int]:
         """How often each scheduling decision (ran, throttled, coalesced, held by grace) was
@@ -383,6 +412,7 @@ class Kernel:
             version=_version(),
             senses=len(self.config.senses),
             workers=workers,
+            store_error=self.store_problem(),
         )
 
     # -- wiring ----------------------------------------------------------------------------------

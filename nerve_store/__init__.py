@@ -27,7 +27,7 @@ from .log_store import (
     WriteOp,
     now_ms,
 )
-from .log_writer import LogWriter
+from .log_writer import LogWriter, Stall
 from .sense_db import MigrationError, apply_migrations, open_sense_db, open_sense_db_readonly
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "MigrationError",
     "RunRecord",
     "SetMeta",
+    "Stall",
     "ThreadPage",
     "TransitionRun",
     "WriteOp",

@@ -6,7 +6,12 @@ one batch commits, the next accumulates, so under load many operations share one
 (group commit) and a single write still commits at once when the writer is idle.
 
 If a batch fails, its operations are retried one by one, so one bad operation (say, an illegal
-run transition) fails alone and the rest commit.
+run transition) fails alone and the rest commit. If it fails because logs.db cannot be written
+at all (the disk is full, an I/O error, the file is locked or read-only), no operation is at
+fault: the writer *stalls*. It keeps the batch, retries it with backoff, and says so once in the
+daemon log; what is submitted meanwhile waits in memory (posted rows beyond `max_held` are
+dropped and counted), and everything commits, in order, once the store can be written again.
+`stall` tells whether the writer is stalled now; `on_stall_end` hears how long it lasted.
 
 The kernel awaits writes with `write_async` from its event loop; tests and tools use `write` or
 `submit` from threads. This module is the one bridge between the writer thread and the loop.
@@ -17,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +42,11 @@ from .log_store import AppendLogs, LogRow, LogStore, WriteOp
 _STOP = object()
 log = logging.getLogger("nerve")
 
+# SQLite's primary result codes for "the store cannot be written now", not "this write is wrong":
+# BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN.
+_STORE_UNAVAILABLE_CODES = frozenset({5, 6, 7, 8, 10, 13, 14})
+_CLOSE_GIVE_UP_S = 5.0  # a stalled writer being closed retries this long, then fails what waits
+
 
 @dataclass(slots=True)
 class _Pending:
@@ -50,6 +61,34 @@ class WriterStats:
     ops: int = 0
     failed_ops: int = 0
     largest_batch: int = 0
+    stalls: int = 0
+    dropped_while_stalled: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Stall:
+    """logs.db cannot be written: since when (wall clock, ms), why, and what waits meanwhile."""
+
+    since_ms: int
+    error: str
+    held: int = 0  # writes waiting to commit (a lower bound, read without a lock)
+    dropped: int = 0  # posted rows dropped because more than `max_held` were waiting
+
+
+def store_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the store cannot be written at all (disk full, I/O error, locked,
+    read-only), as opposed to this write being wrong."""
+    orig = getattr(exc, "orig", exc)  # SQLAlchemy wraps the DBAPI error
+    if not isinstance(orig, sqlite3.OperationalError | sqlite3.DatabaseError):
+        return False
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in _STORE_UNAVAILABLE_CODES
+    message = str(orig)
+    return any(
+        words in message
+        for words in ("disk is full", "disk I/O error", "database is locked", "readonly database")
+    )
 
 
 class LogWriter:
@@ -60,6 +99,9 @@ class LogWriter:
         max_batch: int = 10_000,
         linger_s: float = 0.0,
         on_failure: Callable[[Exception], None] | None = None,
+        max_held: int = 200_000,
+        retry_max_s: float = 2.0,
+        on_stall_end: Callable[[Stall, float], None] | None = None,
     ) -> None:
         if not store.writable:
             raise StoreError("the log writer needs a writable LogStore")
@@ -67,7 +109,12 @@ class LogWriter:
         self.max_batch = max_batch
         self.linger_s = linger_s
         self.on_failure = on_failure
+        self.max_held = max_held
+        self.retry_max_s = retry_max_s
+        self.on_stall_end = on_stall_end
         self.stats = WriterStats()
+        self._stall: Stall | None = None
+        self._give_up_at: float | None = None  # when a stalled, closing writer stops retrying
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._token: EventLoopToken | None = None
@@ -136,10 +183,23 @@ class LogWriter:
         await event.wait()
         future.result()  # raises what failed the op
 
+    @property
+    def stall(self) -> Stall | None:
+        """Why logs.db cannot be written now, or None while writes commit."""
+        stall = self._stall
+        if stall is None:
+            return None
+        return Stall(stall.since_ms, stall.error, self._queue.qsize(), stall.dropped)
+
     def _enqueue(self, pending: _Pending) -> _Pending:
         if self._closed:
             raise StoreError("the log writer is closed")
         self.start()
+        stall = self._stall
+        if stall is not None and pending.future is None and self._queue.qsize() >= self.max_held:
+            self.stats.dropped_while_stalled += 1
+            self._stall = Stall(stall.since_ms, stall.error, 0, stall.dropped + 1)
+            return pending
         self._queue.put(pending)
         return pending
 
@@ -210,19 +270,79 @@ class LogWriter:
         else:
             (self.on_failure or _report)(exc)
 
+    def _apply_until_writable(self, ops: list[WriteOp]) -> None:
+        """Apply `ops`; while the store cannot be written at all, stall and retry with backoff
+        (a closing writer gives up after `_CLOSE_GIVE_UP_S`). Raise what a wrong write raises."""
+        delay = 0.05
+        while True:
+            try:
+                self._apply(ops)
+            except Exception as exc:
+                if not store_unavailable(exc):
+                    raise
+                if self._closed:
+                    now = time.monotonic()
+                    self._give_up_at = self._give_up_at or now + _CLOSE_GIVE_UP_S
+                    if now >= self._give_up_at:
+                        raise
+                self._stalled(exc)
+                time.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+            else:
+                self._unstalled()
+                return
+
+    def _stalled(self, exc: Exception) -> None:
+        if self._stall is None:
+            self.stats.stalls += 1
+            self._stall = Stall(int(time.time() * 1000), str(getattr(exc, "orig", exc)))
+            log.error(
+                "logs.db cannot be written: %s; holding writes and retrying (nothing waiting is"
+                " lost unless more than %d rows pile up)",
+                self._stall.error,
+                self.max_held,
+            )
+
+    def _unstalled(self) -> None:
+        stall = self._stall
+        if stall is None:
+            return
+        self._stall = None
+        seconds = time.time() - stall.since_ms / 1000
+        log.warning(
+            "logs.db is writable again after %.1fs; held writes committed, %d rows dropped",
+            seconds,
+            stall.dropped,
+        )
+        if self.on_stall_end is not None:
+            self.on_stall_end(stall, seconds)
+
+    def _give_up(self, batch: Sequence[_Pending], exc: Exception) -> None:
+        posted = [pending for pending in batch if pending.future is None]
+        for pending in batch:
+            if pending.future is not None:
+                self._fail(pending, exc)
+        self.stats.failed_ops += len(posted)
+        if posted:
+            log.error(
+                "logs.db cannot be written: %d log rows lost at shutdown (%s)", len(posted), exc
+            )
+
     def _commit(self, batch: Sequence[_Pending]) -> None:
         self.stats.batches += 1
         self.stats.ops += len(batch)
         self.stats.largest_batch = max(self.stats.largest_batch, len(batch))
         try:
-            self._apply([pending.op for pending in batch])
+            self._apply_until_writable([pending.op for pending in batch])
         except Exception as exc:
-            if len(batch) == 1:
+            if store_unavailable(exc):  # closing, and the store stayed unwritable: give up
+                self._give_up(batch, exc)
+            elif len(batch) == 1:
                 self._fail(batch[0], exc)
             else:
                 for pending in batch:  # isolate the failing operation(s)
                     try:
-                        self._apply([pending.op])
+                        self._apply_until_writable([pending.op])
                     except Exception as single:
                         self._fail(pending, single)
                     else:

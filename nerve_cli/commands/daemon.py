@@ -92,6 +92,10 @@ def status(root: RootOption = None, as_json: JsonOption = False) -> None:
     fatal = [w.name for w in health.workers if w.state == "FATAL"]
     if fatal:
         say(f"crash-looped, not respawning: {', '.join(fatal)} (see logs/nerve.log)")
+    if health.store_error:
+        from ..output import warn
+
+        warn(health.store_error)
 
 
 def logs(

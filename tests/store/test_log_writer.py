@@ -140,3 +140,81 @@ def test_readers_in_other_processes_never_block_or_fail_while_the_writer_writes(
     outputs = [reader.communicate(timeout=90)[0] for reader in readers]
     assert all(reader.returncode == 0 for reader in readers)
     assert [int(out) for out in outputs] == [20000, 20000, 20000]
+
+
+class Unwritable:
+    """Stands in for a full disk: while `full`, every apply fails as SQLite says it then."""
+
+    def __init__(self, store: LogStore) -> None:
+        self.full = False
+        self._apply = store.apply
+
+    def __call__(self, ops: object, connection: object) -> None:
+        if self.full:
+            error = sqlite3.OperationalError("database or disk is full")
+            error.sqlite_errorcode = 13  # type: ignore[attr-defined]
+            raise error
+        self._apply(ops, connection)  # type: ignore[arg-type]
+
+
+def test_a_store_that_cannot_be_written_stalls_the_writer_and_nothing_waiting_is_lost(
+    store: LogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = Unwritable(store)
+    monkeypatch.setattr(store, "apply", disk)
+    ended: list[float] = []
+    with LogWriter(store, retry_max_s=0.05, on_stall_end=lambda _, s: ended.append(s)) as writer:
+        writer.write(AppendLogs([row(0)]))
+        disk.full = True
+        acked = writer.submit(AppendLogs([row(1)]))
+        for n in range(2, 102):
+            writer.post(AppendLogs([row(n)]))
+        deadline = time.monotonic() + 10
+        while writer.stall is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        stall = writer.stall
+        assert stall is not None
+        assert "disk is full" in stall.error
+        time.sleep(0.2)
+        assert not acked.done()  # not failed: it waits for the disk
+        assert committed_count(store.path) == 1
+        disk.full = False
+        acked.result(timeout=10)
+    assert writer.stall is None
+    assert committed_count(store.path) == 102  # in order, none lost
+    assert len(ended) == 1
+    assert writer.stats.stalls == 1
+
+
+def test_posted_rows_beyond_max_held_are_dropped_and_counted_while_stalled(
+    store: LogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disk = Unwritable(store)
+    monkeypatch.setattr(store, "apply", disk)
+    ends: list[tuple[int, float]] = []
+    with LogWriter(
+        store, max_held=10, retry_max_s=0.05, on_stall_end=lambda s, t: ends.append((s.dropped, t))
+    ) as writer:
+        disk.full = True
+        writer.post(AppendLogs([row(0)]))
+        deadline = time.monotonic() + 10
+        while writer.stall is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        for n in range(1, 51):
+            writer.post(AppendLogs([row(n)]))
+        acked = writer.submit(AppendLogs([row(99)]))  # acknowledged writes are never dropped
+        stall = writer.stall
+        assert stall is not None
+        assert stall.dropped == 40
+        disk.full = False
+        acked.result(timeout=10)
+    assert committed_count(store.path) == 12  # the first, 10 held, the acknowledged one
+    assert [dropped for dropped, _ in ends] == [40]
+
+
+def test_a_wrong_write_still_fails_alone_and_does_not_stall(store: LogStore) -> None:
+    with LogWriter(store) as writer:
+        bad = writer.submit(TransitionRun("no-such-run", RunStatus.COMPLETED))
+        with pytest.raises(StoreError):
+            bad.result(timeout=10)
+        assert writer.stall is None
