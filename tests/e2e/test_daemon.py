@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -150,30 +149,6 @@ def test_a_daemon_that_dies_at_start_prints_the_tail_of_its_log(root: Path) -> N
     assert result.code == 1
     assert "nerve did not start: it exited with code 1" in result.err
     assert "another nerve is already running" in result.err
-
-
-def test_twenty_simultaneous_starts_make_exactly_one_daemon(root: Path) -> None:
-    env = {**os.environ, "NO_COLOR": "1"}
-    starts = [
-        subprocess.Popen(
-            [str(NERVE), "start", "--root", str(root)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        for _ in range(20)
-    ]
-    results = [(p.wait(timeout=90), p.communicate()) for p in starts]
-    assert sum(1 for code, _ in results if code == 0) == 1
-    daemons = [
-        p
-        for p in psutil.process_iter(["cmdline"])
-        if "nerve_daemon.daemon_main" in " ".join(p.info["cmdline"] or [])
-        and str(root) in " ".join(p.info["cmdline"] or [])
-    ]
-    assert len(daemons) == 1
-    assert run_nerve("stop", cwd=root).code == 0
 
 
 def test_stop_with_a_run_in_flight_and_the_run_resumes_at_the_next_start(root: Path) -> None:
