@@ -47,6 +47,11 @@ def short_root() -> Iterator[Path]:
     shutil.rmtree(folder)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The soak runs longest: start it first, so that with `-n 2` the rest runs beside it."""
+    items.sort(key=lambda item: "test_soak" not in item.nodeid)
+
+
 FIGURE = "nerve-figure"
 _figures: list[dict[str, str]] = []
 
