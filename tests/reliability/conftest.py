@@ -3,13 +3,24 @@ the summary at the end of the run (see `tests/conftest.py`) and stated in RELIAB
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 import statistics
-from collections.abc import Callable, Sequence
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+import psutil
 import pytest
 
 from ..conftest import FIGURE
-from ..daemon.conftest import ws  # noqa: F401  (the workspace fixture, shared)
+from ..daemon.conftest import build_workspace, ws  # noqa: F401  (the workspace fixture, shared)
+
+ECHO = (Path(__file__).parent / "echo_workflow.py").read_text()
+RETURN_ONE = "def compute(ctx):\n    return 1\n"
 
 Figure = Callable[[str, str], None]
 
@@ -29,3 +40,43 @@ def ms(seconds: Sequence[float]) -> str:
     ordered = sorted(seconds)
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
     return f"p50 {statistics.median(ordered) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms"
+
+
+@contextmanager
+def daemon_workspace(
+    config: str, senses: dict[str, str], workflows: dict[str, str] | None = None
+) -> Iterator[Path]:
+    """A workspace under a short path (a socket path is limited to 107 bytes); whatever daemon
+    runs in it is killed at the end, and the workspace removed."""
+    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
+    try:
+        yield build_workspace(folder / "ws", config, senses, workflows=workflows)
+    finally:
+        kill_daemon(folder / "ws")
+        shutil.rmtree(folder)
+
+
+def kill_daemon(root: Path) -> None:
+    """SIGKILL the workspace's daemon, if any, and wait until it and its workers are gone."""
+    try:
+        daemon = psutil.Process(int((root / "nerve.pid").read_text()))
+        family = [daemon, *daemon.children(recursive=True)]
+    except (FileNotFoundError, ValueError, psutil.NoSuchProcess):
+        return
+    daemon.kill()
+    psutil.wait_procs(family, timeout=20)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not reached within {timeout} s")
+
+
+def query(root: Path, sql: str, *params: object) -> list[Any]:
+    """Rows of `sql` on the workspace's logs.db, read-only, as a user would read them."""
+    with sqlite3.connect(f"file:{root / 'data/logs.db'}?mode=ro", uri=True) as db:
+        return db.execute(sql, params).fetchall()

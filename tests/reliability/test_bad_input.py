@@ -5,9 +5,7 @@ not parse, a workflow naming a role it lacks."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,10 +22,9 @@ from nerve_core import (
 )
 
 from ..cli.conftest import run_nerve
-from ..daemon.conftest import build_workspace, running, wait_until
+from ..daemon.conftest import running, wait_until
 from ..strategies import json_values
-from .conftest import Figure
-from .test_daemon_faults import kill_daemon
+from .conftest import ECHO, RETURN_ONE, Figure, daemon_workspace
 
 pytestmark = pytest.mark.slow
 
@@ -142,32 +139,12 @@ def test_the_config_parser_never_raises_and_locates_every_error(figure: Figure) 
     )
 
 
-ECHO = """
-from nerve_core.workflow import END, START, WorkflowDefinition
-
-def moderator(thread):
-    return "echo" if thread[-1].role == START else END
-
-def echo(ctx):
-    return str(ctx.prompt)
-
-definition = WorkflowDefinition(moderator=moderator, roles={"echo": echo})
-"""
-
-
 @pytest.fixture
 def daemon() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
-    root = build_workspace(
-        folder / "ws",
-        "senses:\n  tick: {}\nworkflows:\n  echo: {}\n",
-        {"tick": "def compute(ctx):\n    return 1\n"},
-        workflows={"echo": ECHO},
-    )
-    assert run_nerve("start", cwd=root).code == 0
-    yield root
-    kill_daemon(root)
-    shutil.rmtree(folder)
+    config = "senses:\n  tick: {}\nworkflows:\n  echo: {}\n"
+    with daemon_workspace(config, {"tick": RETURN_ONE}, {"echo": ECHO}) as root:
+        assert run_nerve("start", cwd=root).code == 0
+        yield root
 
 
 def test_the_live_socket_answers_thousands_of_fuzzed_lines_and_lives(

@@ -4,9 +4,6 @@ in 60 s, and the daemon stays healthy and says so (`health`, `nerve status`)."""
 from __future__ import annotations
 
 import json
-import shutil
-import sqlite3
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +11,7 @@ from pathlib import Path
 import pytest
 
 from ..cli.conftest import run_nerve
-from ..daemon.conftest import build_workspace
-from .conftest import Figure
-from .test_daemon_faults import kill_daemon, wait_for
+from .conftest import RETURN_ONE, Figure, daemon_workspace, query, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -25,21 +20,17 @@ DIES = "import os\nos._exit(1)\n"
 
 @pytest.fixture
 def root() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
-    yield build_workspace(
-        folder / "ws",
+    with daemon_workspace(
         "senses:\n  doomed: {group: broken}\n  fine: {group: good}\nworkflows:\n  cursed: {}\n",
-        {"doomed": DIES, "fine": "def compute(ctx):\n    return 1\n"},
-        workflows={"cursed": DIES},
-    )
-    kill_daemon(folder / "ws")
-    shutil.rmtree(folder)
+        {"doomed": DIES, "fine": RETURN_ONE},
+        {"cursed": DIES},
+    ) as root:
+        yield root
 
 
 def rows(root: Path, type_: str) -> list[dict[str, object]]:
-    with sqlite3.connect(f"file:{root / 'data/logs.db'}?mode=ro", uri=True) as db:
-        found = db.execute("SELECT payload FROM logs WHERE type = ? ORDER BY id", (type_,))
-        return [json.loads(payload) for (payload,) in found]
+    found = query(root, "SELECT payload FROM logs WHERE type = ? ORDER BY id", type_)
+    return [json.loads(payload) for (payload,) in found]
 
 
 def test_crash_loops_stop_respawning_and_the_daemon_says_so_and_serves_on(

@@ -5,39 +5,24 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import socket
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pytest
 
 from nerve_core import RunStatus
 
 from ..cli.conftest import run_nerve
-from ..daemon.conftest import build_workspace
-from .conftest import Figure, ms
+from .conftest import ECHO, RETURN_ONE, Figure, daemon_workspace, kill_daemon, ms, query, wait_for
 
 pytestmark = pytest.mark.slow
 
 REQUESTS = 1_000
 KILLS = 3
-ECHO = """
-from nerve_core.workflow import END, START, WorkflowDefinition
-
-def moderator(thread):
-    return "echo" if thread[-1].role == START else END
-
-def echo(ctx):
-    return ctx.prompt
-
-definition = WorkflowDefinition(moderator=moderator, roles={"echo": echo})
-"""
 CONFIG = """
 senses:
   tick: {}
@@ -51,26 +36,8 @@ workflows:
 
 @pytest.fixture
 def root() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))  # a socket path must be short
-    yield build_workspace(
-        folder / "ws",
-        CONFIG,
-        {"tick": "def compute(ctx):\n    return 1\n"},
-        workflows={"quick": ECHO},
-    )
-    kill_daemon(folder / "ws")
-    shutil.rmtree(folder)
-
-
-def kill_daemon(root: Path) -> None:
-    """SIGKILL the workspace's daemon, if any, and wait until it and its workers are gone."""
-    try:
-        daemon = psutil.Process(int((root / "nerve.pid").read_text()))
-        family = [daemon, *daemon.children(recursive=True)]
-    except (FileNotFoundError, ValueError, psutil.NoSuchProcess):
-        return
-    daemon.kill()
-    psutil.wait_procs(family, timeout=20)
+    with daemon_workspace(CONFIG, {"tick": RETURN_ONE}, {"quick": ECHO}) as root:
+        yield root
 
 
 class Stream:
@@ -117,18 +84,8 @@ class Stream:
             sock.close()
 
 
-def wait_for(predicate: object, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if callable(predicate) and predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not reached within {timeout} s")
-
-
 def run_table(root: Path) -> dict[str, str]:
-    with sqlite3.connect(f"file:{root / 'data/logs.db'}?mode=ro", uri=True) as db:
-        return dict(db.execute("SELECT run_id, status FROM workflow_runs").fetchall())
+    return dict(query(root, "SELECT run_id, status FROM workflow_runs"))
 
 
 def test_sigkill_of_the_daemon_under_1000_acknowledged_requests_loses_none(

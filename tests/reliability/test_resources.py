@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import errno
 import json
-import shutil
 import sqlite3
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,9 +17,8 @@ import pytest
 from nerve_core import LogType, WorkerState
 
 from ..cli.conftest import run_nerve
-from ..daemon.conftest import build_workspace, running, wait_until
-from .conftest import Figure
-from .test_daemon_faults import kill_daemon, wait_for
+from ..daemon.conftest import running, wait_until
+from .conftest import ECHO, RETURN_ONE, Figure, daemon_workspace, kill_daemon, query, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -72,41 +69,25 @@ async def test_a_sense_leaking_memory_is_restarted_at_its_limit_every_time(
     )
 
 
-ECHO = """
-from nerve_core.workflow import END, START, WorkflowDefinition
-
-def moderator(thread):
-    return "echo" if thread[-1].role == START else END
-
-definition = WorkflowDefinition(moderator=moderator, roles={"echo": lambda ctx: ctx.prompt})
-"""
-
-
 @pytest.fixture
 def small_disk() -> Iterator[Path]:
     """A workspace whose data/ is an 8 MB tmpfs of its own, so it can be filled."""
-    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
-    root = build_workspace(
-        folder / "ws",
-        "senses:\n  tick: {}\nreflexes:\n  - sense: tick\n    interval: 50ms\n"
-        "workflows:\n  echo: {}\n",
-        {"tick": "def compute(ctx):\n    return 1\n"},
-        workflows={"echo": ECHO},
-    )
-    data = root / "data"
-    data.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(data)]
-    mounted = subprocess.run(mount, capture_output=True, check=False).returncode == 0
-    if not mounted:
-        shutil.rmtree(folder)
-        pytest.skip(
-            "this machine cannot mount a tmpfs (needs root); the writer's stall is "
-            "covered with a simulated full disk in tests/store/test_log_writer.py"
-        )
-    yield root
-    kill_daemon(root)
-    subprocess.run(["umount", "-l", str(data)], check=False)
-    shutil.rmtree(folder)
+    config = "senses:\n  tick: {}\nreflexes:\n  - sense: tick\n    interval: 50ms\n"
+    config += "workflows:\n  echo: {}\n"
+    with daemon_workspace(config, {"tick": RETURN_ONE}, {"echo": ECHO}) as root:
+        data = root / "data"
+        data.mkdir()
+        mount = ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(data)]
+        if subprocess.run(mount, capture_output=True, check=False).returncode != 0:
+            pytest.skip(
+                "this machine cannot mount a tmpfs (needs root); the writer's stall is covered "
+                "with a simulated full disk in tests/store/test_log_writer.py"
+            )
+        try:
+            yield root
+        finally:
+            kill_daemon(root)
+            subprocess.run(["umount", "-l", str(data)], check=False)
 
 
 def fill(path: Path) -> None:
@@ -124,9 +105,8 @@ def write_forever(out: BinaryIO) -> None:
 
 
 def signals_between(root: Path, since_ms: int, until_ms: int) -> int:
-    with sqlite3.connect(f"file:{root / 'data/logs.db'}?mode=ro", uri=True) as db:
-        query = "SELECT count(*) FROM logs WHERE type = 'signal' AND ts >= ? AND ts < ?"
-        return int(db.execute(query, (since_ms, until_ms)).fetchone()[0])
+    sql = "SELECT count(*) FROM logs WHERE type = 'signal' AND ts >= ? AND ts < ?"
+    return int(query(root, sql, since_ms, until_ms)[0][0])
 
 
 def store_error(root: Path) -> str | None:

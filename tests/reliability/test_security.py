@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import sqlite3
 import stat
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,10 +17,8 @@ import psutil
 import pytest
 
 from ..cli.conftest import NERVE, run_nerve
-from ..daemon.conftest import build_workspace
 from ..store.test_sense_db import WRITE_ATTEMPTS
-from .conftest import Figure
-from .test_daemon_faults import kill_daemon, wait_for
+from .conftest import ECHO, Figure, daemon_workspace, query, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -41,18 +36,12 @@ def compute(ctx):
 
 @pytest.fixture
 def root() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
-    yield build_workspace(
-        folder / "ws",
+    with daemon_workspace(
         "senses:\n  samples: {}\n  fails: {}\nworkflows:\n  echo: {}\n",
-        {
-            "samples": SAMPLES,
-            "fails": "import os\n\ndef compute(ctx):\n    raise RuntimeError('no luck')\n",
-        },
-        workflows={"echo": (Path(__file__).parent / "echo_workflow.py").read_text()},
-    )
-    kill_daemon(folder / "ws")
-    shutil.rmtree(folder)
+        {"samples": SAMPLES, "fails": "def compute(ctx):\n    raise RuntimeError('no luck')\n"},
+        {"echo": ECHO},
+    ) as root:
+        yield root
 
 
 def connect_as(uid: int, path: Path) -> str:
@@ -243,9 +232,8 @@ def test_nerve_sense_query_cannot_write_by_any_statement(root: Path, figure: Fig
 
 
 def compute_errors(root: Path) -> int:
-    with sqlite3.connect(f"file:{root / 'data/logs.db'}?mode=ro", uri=True) as db:
-        query = "SELECT count(*) FROM logs WHERE type = 'compute.error' AND source = 'fails'"
-        return int(db.execute(query).fetchone()[0])
+    sql = "SELECT count(*) FROM logs WHERE type = 'compute.error' AND source = 'fails'"
+    return int(query(root, sql)[0][0])
 
 
 SECRETS = {

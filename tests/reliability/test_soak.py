@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import sqlite3
 import statistics
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -19,21 +17,17 @@ import psutil
 import pytest
 
 from ..cli.conftest import run_nerve
-from ..daemon.conftest import build_workspace
-from .conftest import Figure
-from .test_daemon_faults import kill_daemon
+from .conftest import ECHO, Figure, daemon_workspace
 
 pytestmark = pytest.mark.slow
 
 SENSES, GROUPS = 50, 5
 SOAK_S = float(os.environ.get("NERVE_SOAK_SECONDS", "60"))
 WARM_UP_S = SOAK_S / 4
-ECHO = (Path(__file__).parent / "echo_workflow.py").read_text()
 
 
 @pytest.fixture
 def root() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
     names = [f"s{i:02d}" for i in range(SENSES)]
     config = "senses:\n" + "".join(
         f"  {n}: {{group: g{i % GROUPS}}}\n" for i, n in enumerate(names)
@@ -41,11 +35,8 @@ def root() -> Iterator[Path]:
     config += "reflexes:\n" + "".join(f"  - sense: {n}\n    interval: 100ms\n" for n in names)
     config += "workflows:\n  echo: {concurrency: 2, overflow: queue}\n"
     code = "def compute(ctx):\n    return {'n': ctx.trigger}\n"
-    yield build_workspace(
-        folder / "ws", config, dict.fromkeys(names, code), workflows={"echo": ECHO}
-    )
-    kill_daemon(folder / "ws")
-    shutil.rmtree(folder)
+    with daemon_workspace(config, dict.fromkeys(names, code), {"echo": ECHO}) as root:
+        yield root
 
 
 @dataclass
