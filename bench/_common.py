@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import platform
 import statistics
 import sys
@@ -27,12 +29,26 @@ def percentile(values: Sequence[float], pct: float) -> float:
     return ordered[index]
 
 
+HEADER = ("figure", "nerve", "baseline", "ratio", "goal", "holds")
+
+
 def print_table(title: str, rows: Sequence[Sequence[str]]) -> None:
-    header = ("figure", "nerve", "baseline", "ratio", "goal", "holds")
-    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+    """Print a bench's figures; under `bench/run.py`, also hand them over as one JSON line."""
+    widths = [max(len(str(row[i])) for row in [HEADER, *rows]) for i in range(len(HEADER))]
     print(f"\n{title} ({machine()})")
-    for row in [header, *rows]:
+    for row in [HEADER, *rows]:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    record({"title": title, "rows": [[str(cell) for cell in row] for row in rows]})
+
+
+def record(entry: dict[str, object]) -> None:
+    """Append `entry` (with the bench's name) to the run's results, when `bench/run.py` runs
+    this bench (it names the file in NERVE_BENCH_RESULTS)."""
+    path = os.environ.get("NERVE_BENCH_RESULTS")
+    if path:
+        entry = {"bench": os.path.basename(sys.argv[0]).removesuffix(".py"), **entry}
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(entry) + "\n")
 
 
 # -- an embedded kernel on a throwaway workspace --------------------------------------------------

@@ -51,6 +51,7 @@ from nerve_store import (
     LogRow,
     LogWriter,
     RunRecord,
+    Together,
     TransitionRun,
     WriteOp,
     now_ms,
@@ -426,8 +427,11 @@ class WorkflowRunner:
 
     async def _start(self, run: _Run) -> None:
         ts = now_ms()
-        await self._write(TransitionRun(run.run_id, RunStatus.STARTED, ts=ts))
-        await self._write(AppendMessage(run.run_id, self.name, 0, START, run.prompt, ts=ts))
+        # One commit: a run is never `started` without its START message, whenever nerve dies.
+        started = TransitionRun(run.run_id, RunStatus.STARTED, ts=ts)
+        await self._write(
+            Together((started, AppendMessage(run.run_id, self.name, 0, START, run.prompt, ts=ts)))
+        )
         await self._send_start(run, [WorkflowMessage(0, START, run.prompt, ts)])
 
     async def _resume_crashed(self) -> None:
@@ -460,9 +464,13 @@ class WorkflowRunner:
 
     async def _write(self, op: WriteOp) -> None:
         await self._writer.write_async(op)
+        self._show(op)
+
+    def _show(self, op: WriteOp) -> None:
+        """Show observers (the live view) what was just committed."""
         if self._observe is None:
             return
-        match op:  # show observers (the live view) what was just committed
+        match op:
             case CreateRun() | TransitionRun():
                 payload: dict[str, Any] = {"status": str(op.status), "reason": op.reason}
                 row = LogRow(self.name, LogType.WORKFLOW_STATUS, payload, op.run_id, now_ms())
@@ -471,6 +479,9 @@ class WorkflowRunner:
                 payload = {"round": op.round, "role": op.role, "content": op.content}
                 row = LogRow(self.name, LogType.WORKFLOW_MESSAGE, payload, op.run_id, now_ms())
                 self._observe(row)
+            case Together():
+                for each in op.ops:
+                    self._show(each)
 
     async def _enter_fatal(self) -> None:
         self.state = WorkerState.FATAL

@@ -129,7 +129,15 @@ class SetMeta:
     value: str
 
 
-WriteOp = AppendLogs | CreateRun | TransitionRun | AppendMessage | SetMeta
+@dataclass(frozen=True, slots=True)
+class Together:
+    """Operations that commit together or not at all, even when their batch has to be split to
+    isolate a failing operation (say, a run's start and its START message)."""
+
+    ops: tuple[WriteOp, ...]
+
+
+WriteOp = AppendLogs | CreateRun | TransitionRun | AppendMessage | SetMeta | Together
 
 
 # -- the store ------------------------------------------------------------------------------------
@@ -196,6 +204,8 @@ class LogStore:
                     _append_message(connection, op)
                 case SetMeta():
                     set_meta(connection, op.key, op.value)
+                case Together():
+                    self._apply(connection, op.ops)
         if pending:
             connection.exec_driver_sql(_INSERT_LOG, pending)
 

@@ -65,8 +65,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not _figures:
         return
     terminalreporter.section("reliability figures")
-    width = max(len(figure["what"]) for figure in _figures)
     for figure in sorted(_figures, key=lambda f: f["what"]):
-        terminalreporter.write_line(f"{figure['what']:<{width}}  {figure['value']}")
+        terminalreporter.write_line(f"{figure['what']}:")
+        terminalreporter.write_line(f"    {figure['value']}")
     out = Path(str(terminalreporter.config.rootpath)) / ".reliability-figures.json"
     out.write_text(json.dumps(sorted(_figures, key=lambda f: f["what"]), indent=1) + "\n")

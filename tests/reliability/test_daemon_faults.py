@@ -132,7 +132,20 @@ def test_sigkill_of_the_daemon_under_1000_acknowledged_requests_loses_none(
     assert missing == []  # each acknowledged run's first status row was committed with it
     ended = [RunStatus(runs[run_id]) for run_id in stream.acknowledged]
     completed = sum(1 for status in ended if status is RunStatus.COMPLETED)
-    assert completed == REQUESTS  # nothing drops or fails a run here: every one completes
+    others = query(
+        root,
+        "SELECT run_id, status, error FROM workflow_runs WHERE status != 'completed'",
+    )
+    history = {
+        run_id: query(
+            root,
+            "SELECT json_extract(payload, '$.status'), json_extract(payload, '$.reason')"
+            " FROM logs WHERE type = 'workflow.status' AND ref_id = ? ORDER BY id",
+            run_id,
+        )
+        for run_id, _, _ in others
+    }
+    assert completed == REQUESTS, history  # nothing drops or fails a run here
     figure(
         "daemon SIGKILLed under acknowledged trigger-workflow requests",
         f"{KILLS} kills, {REQUESTS}/{REQUESTS} acknowledged runs present and completed, "

@@ -10,9 +10,18 @@ from pathlib import Path
 import anyio
 import pytest
 
-from nerve_core import LogType, RunStatus
+from nerve_core import START, LogType, RunStatus
 from nerve_core.errors import StoreError
-from nerve_store import AppendLogs, CreateRun, LogRow, LogStore, LogWriter, TransitionRun
+from nerve_store import (
+    AppendLogs,
+    AppendMessage,
+    CreateRun,
+    LogRow,
+    LogStore,
+    LogWriter,
+    Together,
+    TransitionRun,
+)
 
 
 def row(n: int) -> LogRow:
@@ -218,3 +227,28 @@ def test_a_wrong_write_still_fails_alone_and_does_not_stall(store: LogStore) -> 
         with pytest.raises(StoreError):
             bad.result(timeout=10)
         assert writer.stall is None
+
+
+def test_operations_together_commit_or_fail_as_one_even_when_their_batch_is_split(
+    store: LogStore,
+) -> None:
+    store.apply([CreateRun("r1", "wf", "p", 5, "cli")])
+    with LogWriter(store) as writer:
+        good = writer.submit(AppendLogs([row(1)]))
+        together = writer.submit(
+            Together(
+                (
+                    TransitionRun("r1", RunStatus.STARTED),
+                    AppendMessage("r1", "wf", 0, START, "p"),
+                    TransitionRun("ghost", RunStatus.STARTED),  # fails: no such run
+                )
+            )
+        )
+        good.result(timeout=10)
+        with pytest.raises(StoreError, match="no workflow run"):
+            together.result(timeout=10)
+    run = store.run("r1")
+    assert run is not None
+    assert run.status is RunStatus.QUEUED  # the start did not commit without the rest
+    assert store.messages("r1") == []
+    assert committed_count(store.path) == 2  # the queued status row and the good row
