@@ -1,6 +1,8 @@
 """CLI start-up: median wall time of `nerve --help`, `nerve sense list --json` and `nerve status`
 (with a daemon running), against `python -c "import typer"`, the floor of any typer CLI, in the
-same run.
+same run; and the commands against a second floor: a bare typer command with one path option and
+one flag, which pays what typer 0.2x does to parse any option (it builds a pydantic TypeAdapter
+per parameter).
 
     .venv/bin/python bench/cli.py [--quick]
 
@@ -22,6 +24,26 @@ from _common import median, print_table, write_workspace
 QUICK = "--quick" in sys.argv
 RUNS = 5 if QUICK else 15
 NERVE = str(Path(sys.executable).parent / "nerve")
+BARE_COMMAND = """
+from pathlib import Path
+from typing import Annotated, Optional
+import typer
+
+app = typer.Typer()
+
+@app.command()
+def status(
+    root: Annotated[Optional[Path], typer.Option("--root")] = None,
+    json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    print("ok")
+
+@app.command()
+def other() -> None:
+    pass
+
+app()
+"""
 
 
 def timed(command: list[str]) -> float:
@@ -38,6 +60,7 @@ def main() -> None:
     subprocess.run([NERVE, "start", "--root", str(root)], check=True, stdout=subprocess.DEVNULL)
     commands = {
         "floor": [sys.executable, "-c", "import typer"],
+        "bare": [sys.executable, "-c", BARE_COMMAND, "status", "--root", str(root), "--json"],
         "nerve --help": [NERVE, "--help"],
         "nerve sense list --json": [NERVE, "sense", "list", "--json", "--root", str(root)],
         "nerve status": [NERVE, "status", "--root", str(root)],
@@ -66,6 +89,19 @@ def main() -> None:
                 f"{value / floor:.2f}",
                 f"<= {goal} x",
                 "yes" if value / floor <= goal else "NO",
+            )
+        )
+    bare = median(times["bare"])
+    for name in ("nerve sense list --json", "nerve status"):
+        value = median(times[name])
+        rows.append(
+            (
+                f"{name}, against a bare typer command",
+                f"{value:.0f} ms",
+                f"{bare:.0f} ms bare command",
+                f"{value / bare:.2f}",
+                "-",
+                "-",
             )
         )
     print_table("CLI wall time (median)", rows)

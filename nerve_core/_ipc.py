@@ -7,6 +7,7 @@ parses each line with `parse_daemon_ipc_request`, which never raises: a malforme
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeAlias, TypeVar
@@ -51,8 +52,14 @@ class IpcError:
 
 
 class _Message(BaseModel):
+    # defer_build: a model's validator is built on its first use, so a CLI command pays only
+    # for the two messages it exchanges, not for the whole protocol.
     model_config = ConfigDict(
-        extra="forbid", frozen=True, alias_generator=to_camel, populate_by_name=True
+        extra="forbid",
+        frozen=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        defer_build=True,
     )
 
 
@@ -97,7 +104,13 @@ DaemonRequest: TypeAlias = Annotated[
     | CancelWorkflowRequest,
     Field(discriminator="type"),
 ]
-_REQUESTS: TypeAdapter[DaemonRequest] = TypeAdapter(DaemonRequest)
+
+
+@functools.cache
+def _requests() -> TypeAdapter[DaemonRequest]:
+    return TypeAdapter(DaemonRequest)
+
+
 REQUEST_TYPES = (
     "trigger-workflow",
     "trigger-sense",
@@ -208,7 +221,7 @@ def parse_daemon_ipc_request(line: bytes | str) -> Result[DaemonRequest, IpcErro
             )
         )
     try:
-        return ok(_REQUESTS.validate_python(data))
+        return ok(_requests().validate_python(data))
     except ValidationError as exc:
         return err(IpcError(IpcErrorCode.BAD_REQUEST, _describe(exc), request_id))
 
