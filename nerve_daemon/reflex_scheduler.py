@@ -2,7 +2,10 @@
 
 - Interval reflexes fire first `grace_period` after start, then every `interval` on a fixed grid
   measured from the schedule, not from the end of the last compute (no drift; missed ticks are
-  skipped, not burst).
+  skipped, not burst). Each sense's grid is shifted by a phase of its own, stable for its name
+  and less than min(interval, 1 s): 500 senses at 1 s then start spread over the second instead
+  of all in one instant, each still exactly every interval (a burst of 500 would take the
+  workers ~80 ms of 2 cores to drain, making most computes late).
 - `on` reflexes, manual triggers and interval ticks all arrive as `request()`.
 - Coalesce: a sense has at most one compute in flight and one pending; a trigger arriving while
   one is in flight or pending merges into the pending one (the newest trigger's details win).
@@ -18,6 +21,7 @@ injected `Clock`, so tests can control it.
 from __future__ import annotations
 
 import math
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -208,7 +212,9 @@ class ReflexScheduler:
 
     async def _interval_loop(self, sense: str, interval: float, grace: float) -> None:
         assert self._start is not None
-        deadline = self._start + grace + interval  # the tick at `grace` is the sense loop's
+        # The tick at `grace` is the sense loop's startup compute; the grid goes on from there,
+        # shifted by the sense's phase.
+        deadline = self._start + grace + interval + phase(sense, interval)
         behind = self._clock.now() - deadline
         if behind > 0:  # a reload: join the grid where it is now
             deadline += math.ceil(behind / interval) * interval
@@ -219,3 +225,12 @@ class ReflexScheduler:
             behind = self._clock.now() - deadline
             if behind > 0:  # stay on the grid: skip the ticks that were missed
                 deadline += math.ceil(behind / interval) * interval
+
+
+SPREAD_S = 1.0  # interval grids are spread over at most this much
+
+
+def phase(sense: str, interval: float) -> float:
+    """Where in its interval a sense's grid lies: stable for its name (so a restart or reload
+    keeps it), spread evenly over min(interval, SPREAD_S)."""
+    return zlib.crc32(sense.encode()) / 2**32 * min(interval, SPREAD_S)

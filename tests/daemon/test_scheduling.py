@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from nerve_core import LogType, TriggerKind
-from nerve_daemon.reflex_scheduler import Decision
+from nerve_daemon.reflex_scheduler import SPREAD_S, Decision, phase
 
 from .conftest import running, wait_until
 
@@ -40,9 +40,11 @@ async def test_interval_reflexes_fire_at_start_then_on_a_drift_free_grid(
     assert set(kinds[1:]) == {TriggerKind.INTERVAL}
     scheduled = [trigger.scheduled for trigger, _ in computes]
     assert all(s is not None for s in scheduled)
-    steps = [b - a for a, b in itertools.pairwise(scheduled)]  # type: ignore[operator]
-    # Every tick is a whole number of intervals after the previous one: the 50 ms computes
-    # do not push the grid.
+    startup, first, *_ = scheduled
+    assert first - startup == pytest.approx(0.2 + phase("tick", 0.2))  # type: ignore[operator]
+    steps = [b - a for a, b in itertools.pairwise(scheduled[1:])]  # type: ignore[operator]
+    # From there every tick is a whole number of intervals after the previous one: the 50 ms
+    # computes do not push the grid.
     assert all(
         abs(step / 0.2 - round(step / 0.2)) < 1e-6 and round(step / 0.2) >= 1 for step in steps
     )
@@ -197,3 +199,13 @@ async def test_a_manual_trigger_of_an_unknown_sense_is_refused(ws: Callable[...,
     async with running(root) as (kernel, _):
         with pytest.raises(UnknownSense, match='no sense "b"'):
             kernel.trigger_sense("b")
+
+
+def test_interval_grids_are_spread_by_a_phase_stable_for_each_sense() -> None:
+    phases = [phase(f"s{n}", 1.0) for n in range(500)]
+    assert all(0 <= p < 1.0 for p in phases)
+    assert phases == [phase(f"s{n}", 1.0) for n in range(500)]  # the same at every start
+    per_tenth = [sum(1 for p in phases if k / 10 <= p < (k + 1) / 10) for k in range(10)]
+    assert min(per_tenth) >= 30  # about 50 in each tenth of the second, none empty
+    assert all(phase(f"s{n}", 0.1) < 0.1 for n in range(50))  # within a short interval
+    assert max(phase(f"s{n}", 3600.0) for n in range(500)) < SPREAD_S  # at most 1 s later
