@@ -19,6 +19,7 @@ The kernel awaits writes with `write_async` from its event loop; tests and tools
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
@@ -118,6 +119,7 @@ class LogWriter:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._token: EventLoopToken | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._connection: Connection | None = None
 
@@ -140,6 +142,10 @@ class LogWriter:
 
     async def __aenter__(self) -> LogWriter:
         self._token = current_token()
+        try:  # on asyncio, wake waiters without making the writer wait for the loop
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
         self.start()
         return self
 
@@ -353,7 +359,16 @@ class LogWriter:
                 if pending.future is not None:
                     pending.future.set_result(None)
         events = [pending.event for pending in batch if pending.event is not None]
-        if events and self._token is not None:
+        if events:
+            self._wake(events)
+
+    def _wake(self, events: list[anyio.Event]) -> None:
+        """Set `events` in the loop that waits on them. On asyncio this only schedules it, so
+        the writer goes on to its next batch while a busy loop catches up."""
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                self._loop.call_soon_threadsafe(_set_all, events)
+        elif self._token is not None:
             with contextlib.suppress(anyio.RunFinishedError):  # the loop is gone: nobody waits
                 run_sync_from_thread(_set_all, events, token=self._token)
 
