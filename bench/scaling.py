@@ -95,6 +95,7 @@ def plot(points: list[dict[str, float]]) -> str | None:
     right = left.twinx()
     right.plot(senses, [p["cpu"] for p in points], "s--", color="tab:red", label="kernel CPU %")
     right.set_ylabel("kernel CPU (%)")
+    figure.legend(loc="upper left", bbox_to_anchor=(0.12, 0.95))
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     return str(out)
