@@ -29,6 +29,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from nerve_core import MAX_LINE_BYTES, WorkerMessage, decode_worker_message, encode_worker_message
 from nerve_core.errors import NerveError, ProtocolError
 
+from .worker_runtime import quiet
+
 log = logging.getLogger("nerve")
 
 FORK_SERVER_START_TIMEOUT_S = 30.0
@@ -189,11 +191,11 @@ class WorkerPool:
             out_kernel.close()
             raise WorkerStartError(f"cannot start worker {name}: {reply.get('error')}")
         pid = int(reply["pid"])
-        worker = WorkerProcess(name, pid, await UNIXSocketStream.from_socket(proto_kernel))
+        worker = WorkerProcess(name, pid, await UNIXSocketStream.from_socket(quiet(proto_kernel)))
         self._workers[pid] = worker
         if pid in self._early_exits:
             worker._set_exited(self._early_exits.pop(pid))
-        output = await UNIXSocketStream.from_socket(out_kernel)
+        output = await UNIXSocketStream.from_socket(quiet(out_kernel))
         self._group.start_soon(self._pump_output, worker, output)
         return worker
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import inspect
 import math
 import os
-import socket
 import threading
 import time
 import traceback
@@ -50,7 +49,7 @@ from nerve_core.errors import NerveError
 from nerve_store import BlobStore, open_sense_db_readonly
 
 from .user_modules import load_workflow_definition
-from .worker_runtime import check_payload, loggable, redirect_output, watch_kernel
+from .worker_runtime import QuietSocket, check_payload, loggable, redirect_output, watch_kernel
 
 
 class RoleContext:
@@ -203,7 +202,7 @@ async def _call(function: Any, argument: Any) -> Any:
 
 
 async def serve(args: dict[str, Any], proto_fd: int) -> int:
-    sock = socket.socket(fileno=proto_fd)
+    sock = QuietSocket(fileno=proto_fd)
     watch_kernel(sock)
     stream = await UNIXSocketStream.from_socket(sock)
     reader = BufferedByteReceiveStream(stream)
