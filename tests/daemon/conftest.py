@@ -119,14 +119,16 @@ FAST_POLICY = GroupPolicy(backoff_first_s=0.05, backoff_max_s=0.2, stop_timeout_
 
 @asynccontextmanager
 async def running(
-    root: Path, policy: GroupPolicy = FAST_POLICY
+    root: Path, policy: GroupPolicy = FAST_POLICY, **more: Any
 ) -> AsyncIterator[tuple[Kernel, Recorder]]:
+    """A kernel on `root`, recorded; `more` goes to KernelOptions (say, `watch_files=True`)."""
     parsed = parse_nerve_config((root / "nerve.yaml").read_text())
     assert parsed.ok, str(parsed.error)
     recorder = Recorder()
     options = KernelOptions(
         group_policy=policy,
         stop_timeout_s=10.0,
+        **more,
         on_row=recorder.rows.append,
         on_compute=recorder.on_compute,
         on_output=lambda name, line: recorder.output.append((name, line)),

@@ -4,19 +4,19 @@ broken nerve.yaml is reported and the running config stays."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import anyio
 import pytest
 
-from nerve_core import LogType, RunStatus, WorkerState, parse_nerve_config
+from nerve_core import LogType, RunStatus, WorkerState
 from nerve_daemon.file_watch import relevant
-from nerve_daemon.kernel import Kernel, KernelOptions
+from nerve_daemon.kernel import Kernel
 from nerve_store import LogStore
 
-from .conftest import FAST_POLICY, Recorder, wait_until
+from .conftest import Recorder, running, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -37,25 +37,11 @@ definition = WorkflowDefinition(moderator=moderator, roles={{"sleeper": sleeper}
 """
 
 
-@asynccontextmanager
-async def watched(root: Path, drain_timeout: float = 5.0) -> AsyncIterator[tuple[Kernel, Recorder]]:
-    config = parse_nerve_config((root / "nerve.yaml").read_text())
-    assert config.ok
-    recorder = Recorder()
-    options = KernelOptions(
-        group_policy=FAST_POLICY,
-        watch_files=True,
-        drain_timeout_s=drain_timeout,
-        on_row=recorder.rows.append,
-        on_compute=lambda s, t, o: recorder.computes.append((s, t, o)),
-    )
-    kernel = Kernel(config.value, root, options)
-    async with anyio.create_task_group() as group:
-        await group.start(kernel.run)
-        try:
-            yield kernel, recorder
-        finally:
-            kernel.stop()
+def watched(
+    root: Path, drain_timeout: float = 5.0
+) -> AbstractAsyncContextManager[tuple[Kernel, Recorder]]:
+    """A kernel that watches the workspace's files, as `nerve dev` and the daemon do."""
+    return running(root, watch_files=True, drain_timeout_s=drain_timeout)
 
 
 def save_by_rename(path: Path, text: str) -> None:

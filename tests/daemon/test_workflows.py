@@ -13,7 +13,7 @@ import pytest
 from nerve_core import START, LogType, RunStatus, WorkerState
 from nerve_store import LogStore
 
-from .conftest import TWO_STEPS, running, wait_until
+from .conftest import SLEEPER, TWO_STEPS, running, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -31,20 +31,6 @@ async def executor(ctx):
     return {"done": ctx.thread[-1].content["plan"], "rounds_seen": len(ctx.thread)}
 
 definition = WorkflowDefinition(moderator=moderator, roles={"planner": planner, "executor": executor})
-"""
-
-SLOW = """
-import time
-from nerve_core.workflow import END, START, WorkflowDefinition
-
-def moderator(thread):
-    return "sleeper" if thread[-1].role == START else END
-
-def sleeper(ctx):
-    time.sleep(float(ctx.prompt or "1"))
-    return "slept"
-
-definition = WorkflowDefinition(moderator=moderator, roles={"sleeper": sleeper})
 """
 
 
@@ -94,7 +80,7 @@ async def test_overflow_drop_records_runs_beyond_concurrency_as_dropped(
     root = ws(
         "workflows:\n  slow:\n    concurrency: 2\n    overflow: drop\n",
         {},
-        workflows={"slow": SLOW},
+        workflows={"slow": SLEEPER},
     )
     async with running(root) as (kernel, _):
         results = [await kernel.trigger_workflow("slow", "0.5") for _ in range(5)]
@@ -122,7 +108,7 @@ async def test_overflow_queue_runs_in_order_and_a_full_queue_evicts_its_oldest(
     root = ws(
         "workflows:\n  slow:\n    concurrency: 1\n    overflow: queue\n    max_queue: 2\n",
         {},
-        workflows={"slow": SLOW},
+        workflows={"slow": SLEEPER},
     )
     async with running(root) as (kernel, recorder):
         results = [await kernel.trigger_workflow("slow", "0.3") for _ in range(5)]
@@ -224,7 +210,7 @@ async def test_a_raising_role_and_an_unknown_role_fail_the_run_with_the_reason(
 
 
 async def test_a_queued_and_a_started_run_can_be_cancelled(ws: Callable[..., Path]) -> None:
-    root = ws("workflows:\n  slow:\n    overflow: queue\n", {}, workflows={"slow": SLOW})
+    root = ws("workflows:\n  slow:\n    overflow: queue\n", {}, workflows={"slow": SLEEPER})
     async with running(root) as (kernel, _):
         started, _ = await kernel.trigger_workflow("slow", "30")
         queued, status = await kernel.trigger_workflow("slow", "0.1")
@@ -297,7 +283,7 @@ async def test_a_workflow_whose_worker_dies_on_every_start_stops_respawning(
 async def test_drain_interrupts_runs_that_outlive_the_timeout_and_new_runs_use_a_fresh_worker(
     ws: Callable[..., Path],
 ) -> None:
-    root = ws("workflows:\n  slow:\n    concurrency: 2\n", {}, workflows={"slow": SLOW})
+    root = ws("workflows:\n  slow:\n    concurrency: 2\n", {}, workflows={"slow": SLEEPER})
     async with running(root) as (kernel, _):
         runner = kernel.workflow_runners["slow"]
         old_pid = runner.worker.pid  # type: ignore[union-attr]
@@ -359,7 +345,7 @@ async def test_a_launch_of_an_undeclared_workflow_from_the_api_is_refused(
 ) -> None:
     from nerve_daemon.workflow_manager import UnknownWorkflow
 
-    root = ws("workflows:\n  slow: {}\n", {}, workflows={"slow": SLOW})
+    root = ws("workflows:\n  slow: {}\n", {}, workflows={"slow": SLEEPER})
     async with running(root) as (kernel, _):
         with pytest.raises(UnknownWorkflow, match='no workflow "ghost"'):
             await kernel.trigger_workflow("ghost")
