@@ -74,6 +74,7 @@ class Stall:
     error: str
     held: int = 0  # writes waiting to commit (a lower bound, read without a lock)
     dropped: int = 0  # posted rows dropped because more than `max_held` were waiting
+    dropped_before: int = 0  # the writer's count of dropped rows when the stall began
 
 
 def store_unavailable(exc: BaseException) -> bool:
@@ -195,16 +196,20 @@ class LogWriter:
         stall = self._stall
         if stall is None:
             return None
-        return Stall(stall.since_ms, stall.error, self._queue.qsize(), stall.dropped)
+        dropped = self.stats.dropped_while_stalled - stall.dropped_before
+        return Stall(stall.since_ms, stall.error, self._queue.qsize(), dropped)
 
     def _enqueue(self, pending: _Pending) -> _Pending:
         if self._closed:
             raise StoreError("the log writer is closed")
         self.start()
-        stall = self._stall
-        if stall is not None and pending.future is None and self._queue.qsize() >= self.max_held:
+        # Only the writer's thread sets or clears `_stall`; callers merely count what they drop.
+        if (
+            self._stall is not None
+            and pending.future is None
+            and self._queue.qsize() >= self.max_held
+        ):
             self.stats.dropped_while_stalled += 1
-            self._stall = Stall(stall.since_ms, stall.error, 0, stall.dropped + 1)
             return pending
         self._queue.put(pending)
         return pending
@@ -301,7 +306,10 @@ class LogWriter:
     def _stalled(self, exc: Exception) -> None:
         if self._stall is None:
             self.stats.stalls += 1
-            self._stall = Stall(int(time.time() * 1000), str(getattr(exc, "orig", exc)))
+            error = str(getattr(exc, "orig", exc))
+            self._stall = Stall(
+                int(time.time() * 1000), error, dropped_before=self.stats.dropped_while_stalled
+            )
             log.error(
                 "logs.db cannot be written: %s; holding writes and retrying (nothing waiting is"
                 " lost unless more than %d rows pile up)",
@@ -310,7 +318,7 @@ class LogWriter:
             )
 
     def _unstalled(self) -> None:
-        stall = self._stall
+        stall = self.stall
         if stall is None:
             return
         self._stall = None
