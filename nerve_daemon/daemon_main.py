@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import sys
+import threading
 from pathlib import Path
 
 import anyio
@@ -26,18 +27,29 @@ log = logging.getLogger("nerve")
 
 
 class _LogWriter(io.TextIOBase):
-    """Stray writes to stdout/stderr, as log lines (so the log file has one writer)."""
+    """Stray writes to stdout/stderr, as log lines (so the log file has one writer).
+
+    When the log file itself cannot be written (a full disk), `logging` reports the failure on
+    stderr, which is this writer again: such writes, made while one is under way, are dropped,
+    or the recursion would kill whichever thread logged (the log writer's, once)."""
 
     def __init__(self, level: int) -> None:
         self._level = level
         self._partial = ""
+        self._busy = threading.local()
 
     def write(self, text: str) -> int:
-        lines = (self._partial + text).split("\n")
-        self._partial = lines.pop()
-        for line in lines:
-            if line.strip():
-                log.log(self._level, "%s", line)
+        if getattr(self._busy, "on", False):
+            return len(text)
+        self._busy.on = True
+        try:
+            lines = (self._partial + text).split("\n")
+            self._partial = lines.pop()
+            for line in lines:
+                if line.strip():
+                    log.log(self._level, "%s", line)
+        finally:
+            self._busy.on = False
         return len(text)
 
     def flush(self) -> None:

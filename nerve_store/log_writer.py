@@ -217,11 +217,23 @@ class LogWriter:
     # -- the thread ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        # One connection for the writer's life: no pool checkout per commit.
-        with self.store.engine.connect() as connection:
-            self._connection = connection
+        # One connection for the writer's life (no pool checkout per commit), replaced only
+        # after the store could not be written (see `_drop_connection`).
+        try:
             self._loop_batches()
-            self._connection = None
+        finally:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def _drop_connection(self) -> None:
+        """Discard the connection: after an I/O error SQLite can keep it in an error state
+        that outlasts the cause, so the next attempt opens a fresh one."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                connection.invalidate()
+                connection.close()
 
     def _loop_batches(self) -> None:
         stopping = False
@@ -241,7 +253,13 @@ class LogWriter:
                     stopping = True
                     break
                 batch.append(item)
-            self._commit(batch)
+            try:
+                self._commit(batch)
+            except Exception as exc:  # never let the one writer die: fail this batch, go on
+                for pending in batch:
+                    if pending.future is not None and not pending.future.done():
+                        pending.future.set_exception(exc)
+                self._wake([p.event for p in batch if p.event is not None])
 
     def _linger(self, batch: list[_Pending]) -> bool:
         """Gather posted writes for up to `linger_s`, cut short as soon as a write arrives that
@@ -264,8 +282,9 @@ class LogWriter:
 
     def _apply(self, ops: list[WriteOp]) -> None:
         """Apply `ops` in one transaction on the writer's connection."""
+        if self._connection is None:
+            self._connection = self.store.engine.connect()
         connection = self._connection
-        assert connection is not None
         try:
             with connection.begin():
                 self.store.apply(ops, connection)
@@ -297,6 +316,7 @@ class LogWriter:
                     if now >= self._give_up_at:
                         raise
                 self._stalled(exc)
+                self._drop_connection()
                 time.sleep(delay)
                 delay = min(delay * 2, self.retry_max_s)
             else:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+import psutil
 import pytest
 
 from nerve_core import LogType, WorkerState
@@ -69,32 +70,62 @@ async def test_a_sense_leaking_memory_is_restarted_at_its_limit_every_time(
     )
 
 
-@pytest.fixture
-def small_disk() -> Iterator[Path]:
-    """A workspace whose data/ is an 8 MB tmpfs of its own, so it can be filled."""
+class FullDisk:
+    """Makes the daemon's writes fail as a full disk does, and frees it again, two ways:
+    - "tmpfs": data/ is an 8 MB tmpfs of its own, filled with a file until ENOSPC (needs root to
+      mount; without it, this way falls back to the next);
+    - "rlimit": the daemon's RLIMIT_FSIZE drops to 0, so every write it makes fails (EFBIG;
+      Python ignores SIGXFSZ), its own text log included, as on a disk full everywhere."""
+
+    def __init__(self, root: Path, way: str) -> None:
+        self.root = root
+        self.data = root / "data"
+        self.data.mkdir()
+        mount = ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(self.data)]
+        self.tmpfs = way == "tmpfs" and (
+            subprocess.run(mount, capture_output=True, check=False).returncode == 0
+        )
+        self.what = (
+            "data/ full (an 8 MB tmpfs)" if self.tmpfs else "every write failing (RLIMIT_FSIZE 0)"
+        )
+        self._limit: tuple[int, int] | None = None
+
+    def fill(self) -> None:
+        if self.tmpfs:
+            filler = self.data / "filler"
+            with filler.open("wb") as out, pytest.raises(OSError, match="No space left") as full:
+                write_forever(out)
+            assert full.value.errno == errno.ENOSPC
+            return
+        daemon = psutil.Process(int((self.root / "nerve.pid").read_text()))
+        self._limit = daemon.rlimit(psutil.RLIMIT_FSIZE)
+        daemon.rlimit(psutil.RLIMIT_FSIZE, (0, self._limit[1]))
+
+    def free(self) -> None:
+        if self.tmpfs:
+            (self.data / "filler").unlink()
+            return
+        assert self._limit is not None
+        psutil.Process(int((self.root / "nerve.pid").read_text())).rlimit(
+            psutil.RLIMIT_FSIZE, self._limit
+        )
+
+    def remove(self) -> None:
+        kill_daemon(self.root)
+        if self.tmpfs:
+            subprocess.run(["umount", "-l", str(self.data)], check=False)
+
+
+@pytest.fixture(params=["tmpfs", "rlimit"])
+def full_disk(request: pytest.FixtureRequest) -> Iterator[FullDisk]:
     config = "senses:\n  tick: {}\nreflexes:\n  - sense: tick\n    interval: 50ms\n"
     config += "workflows:\n  echo: {}\n"
     with daemon_workspace(config, {"tick": RETURN_ONE}, {"echo": ECHO}) as root:
-        data = root / "data"
-        data.mkdir()
-        mount = ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(data)]
-        if subprocess.run(mount, capture_output=True, check=False).returncode != 0:
-            pytest.skip(
-                "this machine cannot mount a tmpfs (needs root); the writer's stall is covered "
-                "with a simulated full disk in tests/store/test_log_writer.py"
-            )
+        disk = FullDisk(root, request.param)
         try:
-            yield root
+            yield disk
         finally:
-            kill_daemon(root)
-            subprocess.run(["umount", "-l", str(data)], check=False)
-
-
-def fill(path: Path) -> None:
-    """Write `path` until the file system is full."""
-    with path.open("wb") as out, pytest.raises(OSError, match="No space left") as raised:
-        write_forever(out)
-    assert raised.value.errno == errno.ENOSPC
+            disk.remove()
 
 
 def write_forever(out: BinaryIO) -> None:
@@ -117,20 +148,20 @@ def store_error(root: Path) -> str | None:
 
 
 def test_a_full_disk_stalls_logs_db_and_the_daemon_serves_on_and_catches_up(
-    small_disk: Path, figure: Figure
+    full_disk: FullDisk, figure: Figure
 ) -> None:
-    root = small_disk
+    root = full_disk.root
     assert run_nerve("start", cwd=root).code == 0
     wait_for(lambda: signals_between(root, 0, 2**62) > 5, timeout=30)
 
-    fill(root / "data" / "filler")
+    full_disk.fill()
     full_at = int(time.time() * 1000)
     wait_for(lambda: store_error(root) is not None, timeout=30)
     problem = store_error(root)
     assert problem is not None
-    assert "database or disk is full" in problem
+    assert problem.startswith("logs.db cannot be written: ")
     status = run_nerve("status", cwd=root)
-    assert "warning: logs.db cannot be written: database or disk is full" in status.out
+    assert f"warning: {problem.split(' (for')[0]}" in status.out
     refused = run_nerve("workflow", "trigger", "echo", cwd=root)
     assert refused.code == 1
     assert "logs.db cannot be written" in refused.err
@@ -138,7 +169,7 @@ def test_a_full_disk_stalls_logs_db_and_the_daemon_serves_on_and_catches_up(
     assert run_nerve("sense", "list", cwd=root).code == 0
     time.sleep(1.0)  # computes go on; their rows are held
 
-    (root / "data" / "filler").unlink()
+    full_disk.free()
     freed_at = int(time.time() * 1000)
     wait_for(lambda: store_error(root) is None, timeout=30)
     held = signals_between(root, full_at, freed_at)
@@ -151,13 +182,14 @@ def test_a_full_disk_stalls_logs_db_and_the_daemon_serves_on_and_catches_up(
         [(payload,)] = db.execute("SELECT payload FROM logs WHERE type = 'store.stall'")
     stall = json.loads(payload)
     assert stall["dropped"] == 0
-    assert "disk is full" in stall["error"]
+    assert stall["error"] in problem
     log = (root / "logs/nerve.log").read_text()
-    assert "logs.db cannot be written: database or disk is full" in log
+    if full_disk.tmpfs:  # with RLIMIT_FSIZE 0 the text log cannot be written either
+        assert "logs.db cannot be written: database or disk is full" in log
     assert "logs.db is writable again" in log
     figure(
-        "data/ full (8 MB tmpfs)",
-        f"logs.db stalled {stall['seconds']:.1f} s: status and sense list served, "
-        f"trigger-workflow refused with the reason, {held} signal rows held and committed "
-        "when space returned, 0 dropped; integrity_check ok",
+        full_disk.what,
+        f"logs.db stalled {stall['seconds']:.1f} s ({stall['error']}): status and sense list "
+        f"served, trigger-workflow refused with the reason, {held} signal rows held and "
+        "committed when writes could go on, 0 dropped; integrity_check ok",
     )
