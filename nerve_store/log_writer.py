@@ -298,7 +298,8 @@ class LogWriter:
         if pending.future is not None:
             pending.future.set_exception(exc)
         else:
-            (self.on_failure or _report)(exc)
+            with contextlib.suppress(Exception):  # a failing report must not stop the writer
+                (self.on_failure or _report)(exc)
 
     def _apply_until_writable(self, ops: list[WriteOp]) -> None:
         """Apply `ops`; while the store cannot be written at all, stall and retry with backoff

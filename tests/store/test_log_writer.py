@@ -252,3 +252,13 @@ def test_operations_together_commit_or_fail_as_one_even_when_their_batch_is_spli
     assert run.status is RunStatus.QUEUED  # the start did not commit without the rest
     assert store.messages("r1") == []
     assert committed_count(store.path) == 2  # the queued status row and the good row
+
+
+def test_the_writer_thread_survives_an_error_it_did_not_expect(store: LogStore) -> None:
+    def broken_report(exc: Exception) -> None:
+        raise RuntimeError("the failure report itself failed")
+
+    with LogWriter(store, on_failure=broken_report) as writer:
+        writer.post(TransitionRun("ghost", RunStatus.STARTED))  # fails; its report raises
+        writer.write(AppendLogs([row(1)]))  # the writer goes on
+    assert committed_count(store.path) == 1
