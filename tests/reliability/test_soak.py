@@ -121,7 +121,8 @@ def test_a_minute_of_50_senses_and_a_workflow_a_second_leaks_nothing(
         after = statistics.median(samples.window(values, *late))
         growth[name] = after / before - 1
         assert after <= before * 1.10, f"{name} RSS grew {growth[name]:.1%}"
-    assert max(samples.window(samples.kernel_fds, *late)) <= max(
+    # The floor of open descriptors, not the peak: the request just sent may still hold one.
+    assert min(samples.window(samples.kernel_fds, *late)) <= min(
         samples.window(samples.kernel_fds, *early)
     )
     assert max(samples.zombies) <= 1  # a worker may be caught between its exit and its reaping
@@ -133,5 +134,5 @@ def test_a_minute_of_50_senses_and_a_workflow_a_second_leaks_nothing(
         f"{len(runs)}/{len(runs)} runs completed, 0 errors; RSS after warm-up: kernel "
         f"{growth['kernel']:+.1%} ({samples.kernel_rss[-1] / 1e6:.0f} MB), workers "
         f"{growth['workers']:+.1%} ({samples.workers_rss[-1] / 1e6:.0f} MB in all); kernel fds "
-        f"{samples.kernel_fds[-1]} (no growth); zombies 0",
+        f"{min(samples.kernel_fds)}–{max(samples.kernel_fds)} (floor flat); zombies 0",
     )
