@@ -60,7 +60,7 @@ def connect_as(uid: int, path: Path) -> str:
                 outcome = "answered" if sock.recv(65536) else "closed unanswered"
         except PermissionError:
             outcome = "permission denied"
-        except ConnectionResetError:  # closed with the request unread
+        except (ConnectionResetError, BrokenPipeError):  # closed before or after the request
             outcome = "closed unanswered"
         except OSError as exc:
             outcome = f"error {exc}"
