@@ -253,13 +253,7 @@ class LogWriter:
                     stopping = True
                     break
                 batch.append(item)
-            try:
-                self._commit(batch)
-            except Exception as exc:  # never let the one writer die: fail this batch, go on
-                for pending in batch:
-                    if pending.future is not None and not pending.future.done():
-                        pending.future.set_exception(exc)
-                self._wake([p.event for p in batch if p.event is not None])
+            self._commit(batch)
 
     def _linger(self, batch: list[_Pending]) -> bool:
         """Gather posted writes for up to `linger_s`, cut short as soon as a write arrives that

@@ -95,8 +95,8 @@ definition = WorkflowDefinition(moderator=moderator, roles={"sleeper": sleeper})
 """
 
 
-# Two roles, "first" then "second"; "second" sleeps `seconds` first (use .format(seconds=…)),
-# so a test can kill something while it is mid-turn.
+# Two roles, "first" then "second"; "second" prints "second begins <run id>", then sleeps
+# `seconds` (use .format(seconds=…)), so a test can kill something while it is mid-turn.
 TWO_STEPS = """
 import time
 from nerve_core.workflow import END, START, WorkflowDefinition
@@ -108,6 +108,7 @@ def first(ctx):
     return "one"
 
 def second(ctx):
+    print("second begins", ctx.run_id, flush=True)
     time.sleep({seconds})
     return "two"
 

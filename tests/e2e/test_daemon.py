@@ -20,27 +20,11 @@ from nerve_core import RunStatus
 from nerve_store import LogStore
 
 from ..cli.conftest import run_nerve
-from ..daemon.conftest import build_workspace
+from ..daemon.conftest import TWO_STEPS, build_workspace
 
 pytestmark = pytest.mark.slow
 
 NERVE = Path(sys.executable).parent / "nerve"
-SLOW = """
-import time
-from nerve_core.workflow import END, START, WorkflowDefinition
-
-def moderator(thread):
-    return {START: "first", "first": "second"}.get(thread[-1].role, END)
-
-def first(ctx):
-    return "one"
-
-def second(ctx):
-    time.sleep(float(ctx.prompt or "0"))
-    return "two"
-
-definition = WorkflowDefinition(moderator=moderator, roles={"first": first, "second": second})
-"""
 
 
 @pytest.fixture
@@ -50,7 +34,7 @@ def root() -> Iterator[Path]:
         folder / "ws",
         "senses:\n  a: {}\nreflexes:\n  - sense: a\n    interval: 200ms\nworkflows:\n  slow: {}\n",
         {"a": "def compute(ctx):\n    print('computing a')\n    return 1\n"},
-        workflows={"slow": SLOW},
+        workflows={"slow": TWO_STEPS.format(seconds=2)},
     )
     yield root
     pid_file = root / "nerve.pid"
@@ -153,9 +137,7 @@ def test_a_daemon_that_dies_at_start_prints_the_tail_of_its_log(root: Path) -> N
 
 def test_stop_with_a_run_in_flight_and_the_run_resumes_at_the_next_start(root: Path) -> None:
     assert run_nerve("start", cwd=root).code == 0
-    launched = json.loads(
-        run_nerve("workflow", "trigger", "slow", "--prompt", "2", "--json", cwd=root).out
-    )
+    launched = json.loads(run_nerve("workflow", "trigger", "slow", "--json", cwd=root).out)
     time.sleep(0.5)  # "second" is mid-turn
     assert run_nerve("stop", cwd=root).code == 0
     with LogStore.open_readonly(root / "data/logs.db") as store:

@@ -15,7 +15,7 @@ from nerve_core import LogType, RunStatus, WorkerState
 from nerve_daemon.sense_group import GroupPolicy, OutcomeKind
 from nerve_store import LogStore
 
-from ..daemon.conftest import running, wait_until
+from ..daemon.conftest import TWO_STEPS, running, wait_until
 from .conftest import Figure, ms
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
@@ -85,23 +85,7 @@ async def test_a_sense_worker_killed_50_times_mid_compute_loses_nothing_queued(
     )
 
 
-STEPS = """
-import time
-from nerve_core.workflow import END, START, WorkflowDefinition
-
-def moderator(thread):
-    return {START: "first", "first": "second"}.get(thread[-1].role, END)
-
-def first(ctx):
-    return "one"
-
-def second(ctx):
-    print("second begins", ctx.run_id, flush=True)
-    time.sleep(0.15)
-    return "two"
-
-definition = WorkflowDefinition(moderator=moderator, roles={"first": first, "second": second})
-"""
+STEPS = TWO_STEPS.format(seconds=0.15)
 
 
 def mid_role(output: list[tuple[str, str]]) -> set[str]:
