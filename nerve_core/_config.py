@@ -27,7 +27,16 @@ from pydantic import (
     model_validator,
 )
 
-from ._fields import Duration, Name, OptionalPositiveDuration, OptionalSize, PositiveDuration
+from ._fields import (
+    MAX_CONCURRENCY,
+    MAX_QUEUE,
+    Duration,
+    Name,
+    OptionalPositiveDuration,
+    OptionalSize,
+    PositiveDuration,
+    Rounds,
+)
 from ._result import Result, err, ok
 from ._workspace import CONFIG_FILE, check_name
 from .errors import ConfigError
@@ -74,9 +83,9 @@ class ReflexConfig(_Section):
 
 
 class WorkflowConfig(_Section):
-    concurrency: Annotated[StrictInt, Field(ge=1)] = 1
+    concurrency: Annotated[StrictInt, Field(ge=1, le=MAX_CONCURRENCY)] = 1
     overflow: Overflow = Overflow.DROP
-    max_queue: Annotated[StrictInt, Field(ge=0)] = 10
+    max_queue: Annotated[StrictInt, Field(ge=0, le=MAX_QUEUE)] = 10
 
 
 class LimitsConfig(_Section):
@@ -94,7 +103,7 @@ class StoreConfig(_Section):
 
 
 class NerveConfig(_Section):
-    max_rounds: Annotated[StrictInt, Field(ge=1)] = DEFAULT_ENGINE_MAX_ROUNDS
+    max_rounds: Rounds = DEFAULT_ENGINE_MAX_ROUNDS
     senses: dict[Name, SenseConfig] = Field(default_factory=dict)
     reflexes: tuple[ReflexConfig, ...] = ()
     workflows: dict[Name, WorkflowConfig] = Field(default_factory=dict)

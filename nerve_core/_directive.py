@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from ._fields import MAX_ROUNDS
 from ._result import Result, err, ok
 from ._workspace import check_name
 
@@ -58,10 +59,13 @@ def parse_sense_workflow_directive(text: object) -> Result[WorkflowDirective, st
     checked = check_name(name, "workflow name")
     if not checked.ok:
         return err(f"invalid workflow directive: {checked.error}")
-    if not _ROUNDS.fullmatch(rounds) or int(rounds) < 1:
+    if not _ROUNDS.fullmatch(rounds) or not rounds.strip("0"):
         return err(
             f'invalid workflow directive: maxRounds "{_clip(rounds)}" is not a positive integer'
         )
+    # Digits are counted before any conversion: int() refuses strings past 4,300 digits.
+    if len(rounds.lstrip("0")) > len(str(MAX_ROUNDS)) or int(rounds) > MAX_ROUNDS:
+        return err(f"invalid workflow directive: maxRounds {_clip(rounds)} is over {MAX_ROUNDS}")
     return ok(WorkflowDirective(workflow_name=name, max_rounds=int(rounds), prompt=prompt))
 
 

@@ -13,9 +13,17 @@ _RANK = {unit: rank for rank, unit in enumerate(_UNIT_SECONDS)}  # smallest unit
 _PART = re.compile(r"(\d+)(ms|s|m|h|d)")
 _WHOLE = re.compile(r"(?:\d+(?:ms|s|m|h|d))+")
 _BARE = re.compile(r"\d+(?:\.\d+)?")
+MAX_DURATION_S = 10 * 365 * 86400.0  # ten years: longer is a typo, and would overflow timers
 
 
 def parse_duration(value: object) -> Result[float, str]:
+    parsed = _parse(value)
+    if parsed.ok and parsed.value > MAX_DURATION_S:
+        return err(f"invalid duration {_show(value)}: must be at most 10 years")
+    return parsed
+
+
+def _parse(value: object) -> Result[float, str]:
     """Seconds for `value`, or a message saying why it is not a duration.
 
     A unit part may appear more than once only in decreasing order (`1h30m`, not `30m1h`), so a

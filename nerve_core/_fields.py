@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import PlainValidator
+from pydantic import Field, PlainValidator, StrictInt
 from pydantic_core import PydanticCustomError
 
 from ._durations import parse_duration
@@ -38,6 +38,15 @@ def _name(value: object) -> str:
     return checked.value
 
 
+# Bounds on every number that crosses into nerve (nerve.yaml, the socket, a sense's directive),
+# so each fits the 64-bit integers of SQLite and the protocol, and a typo cannot ask for the
+# impossible.
+MAX_ROUNDS = 1_000_000  # role turns of one run
+MAX_CONCURRENCY = 10_000  # runs of one workflow at once
+MAX_QUEUE = 1_000_000  # queued runs of one workflow
+MAX_REQUEST_ID = 2**63 - 1  # a client's request id, echoed back
+
+Rounds = Annotated[StrictInt, Field(ge=1, le=MAX_ROUNDS)]
 Duration = Annotated[float, PlainValidator(_duration)]
 PositiveDuration = Annotated[float, PlainValidator(_positive_duration)]
 OptionalPositiveDuration = Annotated[float | None, PlainValidator(_optional_positive_duration)]

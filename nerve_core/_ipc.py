@@ -24,13 +24,16 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from ._fields import Name
+from ._fields import MAX_REQUEST_ID, Name, Rounds
 from ._result import Result, err, ok
 from .workflow import RunStatus
 
 MAX_LINE_BYTES = 1 << 20  # a longer line is refused, unread past this bound
 
-RequestId: TypeAlias = StrictStr | StrictInt
+RequestId: TypeAlias = (
+    Annotated[StrictStr, Field(max_length=256)]
+    | Annotated[StrictInt, Field(ge=-MAX_REQUEST_ID, le=MAX_REQUEST_ID)]
+)
 
 
 class IpcErrorCode(StrEnum):
@@ -74,7 +77,7 @@ class TriggerWorkflowRequest(_Request):
     type: Literal["trigger-workflow"] = "trigger-workflow"
     workflow: Name
     prompt: StrictStr = ""
-    max_rounds: Annotated[StrictInt, Field(ge=1)] | None = None
+    max_rounds: Rounds | None = None
     payload: Any = None
 
 
@@ -204,7 +207,7 @@ def parse_daemon_ipc_request(line: bytes | str) -> Result[DaemonRequest, IpcErro
     if not isinstance(data, dict):
         return err(IpcError(IpcErrorCode.BAD_REQUEST, "a request must be a JSON object"))
     request_id = data.get("id")
-    if isinstance(request_id, bool) or not isinstance(request_id, str | int):
+    if not _echoable(request_id):
         request_id = None
     kind = data.get("type")
     if not isinstance(kind, str):
@@ -224,6 +227,15 @@ def parse_daemon_ipc_request(line: bytes | str) -> Result[DaemonRequest, IpcErro
         return ok(_requests().validate_python(data))
     except ValidationError as exc:
         return err(IpcError(IpcErrorCode.BAD_REQUEST, _describe(exc), request_id))
+
+
+def _echoable(request_id: object) -> bool:
+    """Whether an `id` can be echoed back in an error (the bounds of `RequestId`)."""
+    if isinstance(request_id, str):
+        return len(request_id) <= 256
+    if isinstance(request_id, int) and not isinstance(request_id, bool):
+        return abs(request_id) <= MAX_REQUEST_ID
+    return False
 
 
 def encode_message(message: _Message) -> bytes:

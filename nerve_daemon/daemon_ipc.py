@@ -117,13 +117,22 @@ class DaemonIpcServer:
                     ):
                         return
                     self.served += 1
-                    parsed = parse_daemon_ipc_request(line)
-                    if parsed.ok:
-                        response = await self._answer(parsed.value)
-                    else:
-                        response = error_response(parsed.error)
+                    response = await self._respond(line)
                     if not await _send(stream, response):
                         return
+
+    async def _respond(self, line: bytes) -> OkResponse | ErrorResponse:
+        """The answer to one line; an error nobody expected is answered `internal` and
+        logged, and the connection and the daemon go on."""
+        parsed = parse_daemon_ipc_request(line)
+        if not parsed.ok:
+            return error_response(parsed.error)
+        try:
+            return await self._answer(parsed.value)
+        except Exception as exc:
+            log.exception("the %s request failed unexpectedly", parsed.value.type)
+            message = f"the request failed: {type(exc).__name__}: {exc}"
+            return _error(parsed.value, IpcErrorCode.INTERNAL, message[:1000])
 
     async def _answer(self, request: DaemonRequest) -> OkResponse | ErrorResponse:
         kernel = self._kernel
@@ -174,7 +183,13 @@ def _error(request: DaemonRequest, code: IpcErrorCode, message: str) -> ErrorRes
 
 async def _send(stream: SocketStream, response: OkResponse | ErrorResponse) -> bool:
     try:
-        await stream.send(encode_message(response))
+        line = encode_message(response)
+    except (TypeError, ValueError) as exc:  # a response JSON cannot hold: say so, not die
+        log.exception("a %s response could not be encoded", type(response).__name__)
+        error = IpcError(IpcErrorCode.INTERNAL, f"the response could not be encoded: {exc}")
+        line = encode_message(error_response(error))
+    try:
+        await stream.send(line)
         return True
     except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
         return False

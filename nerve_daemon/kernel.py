@@ -54,6 +54,7 @@ from nerve_store import AppendLogs, LogRow, LogStore, LogWriter, Stall, now_ms
 
 from .archive_schedule import ArchiveSchedule
 from .config_diff import ConfigDiff, diff_configs
+from .containment import contained
 from .daemon_ipc import DaemonIpcServer
 from .file_watch import FileWatcher
 from .reflex_scheduler import Clock, Decision, ReflexScheduler, Trigger
@@ -422,6 +423,10 @@ class Kernel:
         workflows/<name>/ drains and respawns that workflow's worker, and a changed nerve.yaml
         is applied as a diff (an invalid one is logged as `config.error`; the running config
         stays)."""
+        with contained("a reload"):
+            await self._reload_files(changed)
+
+    async def _reload_files(self, changed: set[Path]) -> None:
         paths = sorted(str(path) for path in changed)
         if Path(CONFIG_FILE) in changed:
             await self._reload_config()
@@ -478,10 +483,11 @@ class Kernel:
         group = self._group_of[sense]
         timeout = self.config.senses[sense].timeout
         outcome = await group.compute(sense, trigger.kind, trigger.signal, timeout)
-        if self.options.on_compute is not None:
-            self.options.on_compute(sense, trigger, outcome)
-        assert self._router is not None
-        await self._router.handle(sense, trigger, outcome)
+        with contained(f"sense {sense}: handling a compute's outcome"):
+            if self.options.on_compute is not None:
+                self.options.on_compute(sense, trigger, outcome)
+            assert self._router is not None
+            await self._router.handle(sense, trigger, outcome)
 
     def _record(self, row: LogRow) -> None:
         if row.ts is None:

@@ -94,8 +94,14 @@ def watch_kernel(sock: socket.socket) -> None:
 
 
 def loggable(fields: dict[str, Any]) -> dict[str, Any]:
-    """`ctx.log` fields as JSON can carry them: what JSON cannot hold becomes its repr."""
-    result: dict[str, Any] = orjson.loads(orjson.dumps(fields, default=repr))
+    """`ctx.log` fields as JSON can carry them: what JSON cannot hold becomes its repr (a
+    field orjson refuses outright, an integer past 64 bits say, becomes its repr whole)."""
+    result: dict[str, Any] = {}
+    for key, value in fields.items():
+        try:
+            result[key] = orjson.loads(orjson.dumps(value, default=repr))
+        except orjson.JSONEncodeError:
+            result[key] = repr(value)
     return result
 
 

@@ -57,6 +57,7 @@ from nerve_store import (
     now_ms,
 )
 
+from .containment import contained
 from .sense_group import KERNEL_SOURCE, CrashHistory, GroupPolicy
 from .worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
 
@@ -363,7 +364,13 @@ class WorkflowRunner:
             while True:
                 try:
                     message = await worker.receive()
-                except (WorkerExited, ProtocolError):
+                except WorkerExited:
+                    return
+                except ProtocolError as exc:
+                    # Nothing it says can be trusted from here on: supervision records its runs
+                    # crashed and resumes them on a fresh worker, as a sense group's is.
+                    log.error("workflow %s: %s; killing its worker", self.name, exc)
+                    worker.kill()
                     return
                 match message:
                     case ThreadMessage():
@@ -371,7 +378,8 @@ class WorkflowRunner:
                         if run is not None and run.worker is worker:
                             writes.start_soon(self._persist, worker, message)
                     case ThreadEnd():
-                        await self._thread_ended(worker, message)
+                        with contained(f"workflow {self.name}: the end of run {message.run_id}"):
+                            await self._thread_ended(worker, message)
                     case RunLog():
                         self._record(
                             LogRow(
@@ -389,6 +397,10 @@ class WorkflowRunner:
                         log.warning("workflow %s: unexpected %s", self.name, type(message).__name__)
 
     async def _persist(self, worker: WorkerProcess, message: ThreadMessage) -> None:
+        with contained(f"workflow {self.name}: a message of run {message.run_id}"):
+            await self._persist_message(worker, message)
+
+    async def _persist_message(self, worker: WorkerProcess, message: ThreadMessage) -> None:
         op = AppendMessage(message.run_id, self.name, message.round, message.role, message.content)
         try:
             await self._write(op)

@@ -6,7 +6,8 @@ one batch commits, the next accumulates, so under load many operations share one
 (group commit) and a single write still commits at once when the writer is idle.
 
 If a batch fails, its operations are retried one by one, so one bad operation (say, an illegal
-run transition) fails alone and the rest commit. If it fails because logs.db cannot be written
+run transition, or a number SQLite cannot hold) fails alone and the rest commit; its caller gets
+a `StoreError`, whatever the driver raised. If it fails because logs.db cannot be written
 at all (the disk is full, an I/O error, the file is locked or read-only), no operation is at
 fault: the writer *stalls*. It keeps the batch, retries it with backoff, and says so once in the
 daemon log; what is submitted meanwhile waits in memory (posted rows beyond `max_held` are
@@ -289,6 +290,10 @@ class LogWriter:
 
     def _fail(self, pending: _Pending, exc: Exception) -> None:
         self.stats.failed_ops += 1
+        if not isinstance(exc, StoreError):  # a driver's error says nothing to the caller's
+            wrapped = StoreError(f"the write failed: {type(exc).__name__}: {exc}")
+            wrapped.__cause__ = exc
+            exc = wrapped
         if pending.future is not None:
             pending.future.set_exception(exc)
         else:

@@ -77,6 +77,22 @@ def test_a_failing_operation_fails_alone_and_the_rest_of_its_batch_commits(store
     assert writer.stats.failed_ops == 1
 
 
+def test_a_number_sqlite_cannot_hold_fails_its_write_as_a_store_error_and_the_rest_commit(
+    store: LogStore,
+) -> None:
+    writer = LogWriter(store)
+    good = writer.append(row(1))
+    huge = writer.submit(CreateRun("r-huge", "echo", "", 2**63, "cli"))  # one past int64
+    later = writer.append(row(2))
+    writer.close()
+    good.result(timeout=10)
+    later.result(timeout=10)
+    with pytest.raises(StoreError, match="OverflowError") as caught:
+        huge.result(timeout=10)
+    assert isinstance(caught.value.__cause__, OverflowError)
+    assert committed_count(store.path) == 2
+
+
 def test_close_commits_everything_submitted_before_it(store: LogStore) -> None:
     writer = LogWriter(store)
     futures = [writer.append(row(n)) for n in range(5000)]
