@@ -31,7 +31,6 @@ from nerve_core import (
     LogType,
     MessageAck,
     NerveConfig,
-    Overflow,
     RunLog,
     RunStatus,
     ShutdownRequest,
@@ -57,6 +56,7 @@ from nerve_store import (
     now_ms,
 )
 
+from .admission import Admission, Verdict
 from .containment import contained
 from .sense_group import KERNEL_SOURCE, CrashHistory, GroupPolicy
 from .worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
@@ -110,8 +110,10 @@ class WorkflowRunner:
         self._writer = parts.writer
         self._record = parts.record
         self._policy = parts.policy
-        self._active: dict[str, _Run] = {}
-        self._queue: collections.deque[_Run] = collections.deque()
+        self._admission: Admission[_Run] = Admission(config)
+        self._active: dict[str, _Run] = {}  # sent to a worker
+        self._waiting: list[_Run] = []  # admitted, their slot held, waiting for a worker
+        self._closed: str | None = None  # why no new run is admitted (the workflow was removed)
         self._to_resume: list[_Run] = []
         self._crashes = CrashHistory(parts.policy)
         self._stopping = anyio.Event()
@@ -125,41 +127,40 @@ class WorkflowRunner:
     async def launch(
         self, prompt: str, max_rounds: int, origin: str, payload: Any = None
     ) -> tuple[str, RunStatus]:
-        """Record a new run and start, queue or drop it; return its id and status."""
+        """Record a new run and start, queue or drop it; return its id and status. Admission is
+        decided before the first await, so simultaneous launches never share a slot."""
         run = _Run(new_run_id(), prompt, max_rounds)
         create = CreateRun(run.run_id, self.name, prompt, max_rounds, origin, payload)
-        drop_reason = None
+        closed = self._closed
         if self.state is WorkerState.FATAL:
-            drop_reason = "the workflow's worker is FATAL (crash loop): nothing can run it"
-        elif len(self._active) < self.config.concurrency and self._can_start():
-            await self._write(create)
-            await self._start(run)
-            return run.run_id, RunStatus.STARTED
-        elif self.config.overflow is Overflow.DROP or self.config.max_queue == 0:
-            overflow = self.config.overflow
-            drop_reason = f"concurrency {self.config.concurrency} reached (overflow: {overflow})"
-        if drop_reason is not None:  # recorded as dropped from the start: it never queued
-            await self._write(replace(create, status=RunStatus.DROPPED, reason=drop_reason))
+            closed = "the workflow's worker is FATAL (crash loop): nothing can run it"
+        admitted = self._admission.admit(run, closed=closed)
+        if admitted.verdict is Verdict.DROP:  # recorded as dropped from the start
+            await self._write(replace(create, status=RunStatus.DROPPED, reason=admitted.reason))
             return run.run_id, RunStatus.DROPPED
         await self._write(create)
-        if len(self._queue) >= self.config.max_queue:
-            evicted = self._queue.popleft()
-            await self._end(
-                evicted.run_id,
-                RunStatus.DROPPED,
-                f"evicted from a full queue (max_queue {self.config.max_queue})",
-            )
-        self._queue.append(run)
+        if admitted.evicted is not None:
+            max_queue = self._admission.config.max_queue
+            reason = f"evicted from a full queue (max_queue {max_queue})"
+            await self._end(admitted.evicted.run_id, RunStatus.DROPPED, reason)
+        if admitted.verdict is Verdict.START:
+            if not self._can_start():  # its worker respawns: the run waits for the new one
+                self._waiting.append(run)
+                return run.run_id, RunStatus.QUEUED
+            await self._start(run)
+            return run.run_id, RunStatus.STARTED
         await self._fill_slots()
         return run.run_id, RunStatus.STARTED if run.run_id in self._active else RunStatus.QUEUED
 
     async def cancel(self, run_id: str) -> bool:
         """Cancel a queued or started run of this workflow; False if it is neither."""
-        for queued in self._queue:
-            if queued.run_id == run_id:
-                self._queue.remove(queued)
-                await self._end(run_id, RunStatus.CANCELLED, "cancelled")
-                return True
+        waiting = next((run for run in self._waiting if run.run_id == run_id), None)
+        if waiting is not None:
+            self._waiting.remove(waiting)
+        if self._admission.queue.remove(run_id) is not None or waiting is not None:
+            await self._end(run_id, RunStatus.CANCELLED, "cancelled")
+            await self._fill_slots()
+            return True
         run = self._active.pop(run_id, None)
         if run is None:
             return False
@@ -175,8 +176,9 @@ class WorkflowRunner:
         for record in runs:
             run = _Run(record.run_id, record.prompt, record.max_rounds)
             if record.status is RunStatus.QUEUED:
-                self._queue.append(run)
+                self._admission.queue.enqueue(run)
                 continue
+            self._admission.hold(run.run_id)
             if record.status is RunStatus.STARTED:
                 await self._write(
                     TransitionRun(
@@ -263,6 +265,7 @@ class WorkflowRunner:
         assert self._group is not None
         self._group.start_soon(self._read, worker)
         await self._resume_crashed()
+        await self._start_waiting()
         await self._fill_slots()
         self._replace = anyio.Event()
         async with anyio.create_task_group() as waiting:
@@ -331,8 +334,7 @@ class WorkflowRunner:
         """New limits: a larger concurrency starts queued runs now; a smaller one lets the runs
         in flight finish; a shorter queue drops its oldest runs."""
         self.config = config
-        while len(self._queue) > config.max_queue:
-            evicted = self._queue.popleft()
+        for evicted in self._admission.use(config):
             await self._end(
                 evicted.run_id, RunStatus.DROPPED, f"evicted: max_queue is now {config.max_queue}"
             )
@@ -341,12 +343,13 @@ class WorkflowRunner:
     async def retire(self, drain_timeout: float) -> None:
         """The workflow left nerve.yaml: its queued runs are dropped, its runs in flight may
         finish within `drain_timeout` (then `interrupted`), and its worker stops."""
-        while self._queue:
-            await self._end(
-                self._queue.popleft().run_id,
-                RunStatus.DROPPED,
-                "its workflow was removed from nerve.yaml",
-            )
+        removed = "its workflow was removed from nerve.yaml"
+        self._closed = removed  # no new run is admitted from now on
+        for run in [*self._waiting, *self._admission.queue]:
+            await self._end(run.run_id, RunStatus.DROPPED, removed)
+        self._waiting.clear()
+        while self._admission.queue.claim() is not None:
+            pass
         await self.drain_and_respawn(drain_timeout)
         self._stopping.set()
 
@@ -434,8 +437,14 @@ class WorkflowRunner:
         return self.state is WorkerState.RUNNING and self.worker is not None and self.worker.alive
 
     async def _fill_slots(self) -> None:
-        while self._queue and len(self._active) < self.config.concurrency and self._can_start():
-            await self._start(self._queue.popleft())
+        """Queued runs take the free slots; they start now, or when the worker is up."""
+        while (run := self._admission.claim()) is not None:
+            self._waiting.append(run)
+        await self._start_waiting()
+
+    async def _start_waiting(self) -> None:
+        while self._waiting and self._can_start():
+            await self._start(self._waiting.pop(0))
 
     async def _start(self, run: _Run) -> None:
         ts = now_ms()
@@ -472,6 +481,7 @@ class WorkflowRunner:
         error = reason if status is RunStatus.FAILED else None
         if trace:
             error = f"{reason}\n{trace}"
+        self._admission.finish(run_id)
         await self._write(TransitionRun(run_id, status, reason=reason, error=error))
 
     async def _write(self, op: WriteOp) -> None:
@@ -507,11 +517,12 @@ class WorkflowRunner:
                 {"workflow": self.name, "exits": count, "window_s": window},
             )
         )
-        for run in self._to_resume:
+        for run in [*self._to_resume, *self._waiting]:
             await self._end(run.run_id, RunStatus.FAILED, reason)
         self._to_resume.clear()
-        while self._queue:
-            await self._end(self._queue.popleft().run_id, RunStatus.DROPPED, reason)
+        self._waiting.clear()
+        while (queued := self._admission.queue.claim()) is not None:
+            await self._end(queued.run_id, RunStatus.DROPPED, reason)
 
     async def _shut_down(self, worker: WorkerProcess) -> None:
         try:

@@ -11,6 +11,7 @@ import anyio
 import pytest
 
 from nerve_core import START, LogType, RunStatus, WorkerState
+from nerve_daemon.sense_group import GroupPolicy
 from nerve_store import LogStore
 
 from .conftest import SLEEPER, TWO_STEPS, running, wait_until
@@ -349,3 +350,27 @@ async def test_a_launch_of_an_undeclared_workflow_from_the_api_is_refused(
     async with running(root) as (kernel, _):
         with pytest.raises(UnknownWorkflow, match='no workflow "ghost"'):
             await kernel.trigger_workflow("ghost")
+
+
+async def test_a_run_triggered_while_its_worker_respawns_waits_for_the_new_worker_not_dropped(
+    ws: Callable[..., Path],
+) -> None:
+    """overflow: drop drops only runs beyond concurrency, never one that found a free slot while
+    the worker was being replaced."""
+    root = ws("workflows:\n  sleeper: {overflow: drop}\n", {}, workflows={"sleeper": SLEEPER})
+    slow_respawn = GroupPolicy(backoff_first_s=2.0, backoff_max_s=2.0, stop_timeout_s=5.0)
+    async with running(root, slow_respawn) as (kernel, _recorder):
+        runner = kernel.workflow_runners["sleeper"]
+        for _ in range(2):  # the second exit within the window waits backoff_first_s
+            await wait_until(lambda: runner.state is WorkerState.RUNNING)
+            worker = runner.worker
+            assert worker is not None
+            os.kill(worker.pid, signal.SIGKILL)
+            await wait_until(lambda w=worker: not w.alive)
+        await wait_until(lambda: runner.state is WorkerState.BACKOFF)
+        run_id, status = await kernel.trigger_workflow("sleeper", "0")
+        assert status is RunStatus.QUEUED
+        second_id, second = await kernel.trigger_workflow("sleeper", "0")
+        assert second is RunStatus.DROPPED  # the one slot is the first run's
+        await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED)
+    assert final_status(root, second_id) is RunStatus.DROPPED
