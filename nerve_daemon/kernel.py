@@ -199,7 +199,7 @@ class Kernel:
                 for runner in workflows.runners.values():
                     await runner.first_start.wait()
             await workflows.recover()
-            await self._start_scheduler(None)
+            await self._start_scheduler()
             await parts.start(self._watch.run)
             archive = ArchiveSchedule(self.workspace, lambda: self.config, self._record)
             await parts.start(archive.run)
@@ -239,66 +239,76 @@ class Kernel:
     def _limits(self) -> dict[str, LimitsConfig]:
         return {name: group.limits for name, group in self.config.groups.items()}
 
-    async def _start_scheduler(self, previous: ReflexScheduler | None) -> None:
+    async def _start_scheduler(self) -> None:
         assert self._parts is not None
+        scheduler = ReflexScheduler(self.config, self._execute, self.options.clock)
+        self._subscribe(scheduler)
+        self._scheduler = scheduler
+        self._tracked["scheduler"] = await _Tracked.start(self._parts, scheduler.run)
+
+    def _subscribe(self, scheduler: ReflexScheduler) -> None:
+        """Route each signal to the senses whose `on` reflexes list its source."""
         assert self._bus is not None
-        scheduler = ReflexScheduler(self.config, self._execute, self.options.clock, carry=previous)
         self._bus.unsubscribe_all()
         for source, subscribers in scheduler.subscriptions().items():
             for sense in subscribers:
                 self._bus.subscribe(source, _on_signal(scheduler, sense))
-        self._scheduler = scheduler
-        self._tracked["scheduler"] = await _Tracked.start(self._parts, scheduler.run)
 
-    async def _stop_scheduler(self) -> ReflexScheduler | None:
+    async def _stop_scheduler(self) -> None:
         """Stop starting computes; wait for those in flight (bounded)."""
-        scheduler = self._scheduler
-        if scheduler is None:
-            return None
-        scheduler.close()
+        if self._scheduler is None:
+            return
+        self._scheduler.close()
         await self._tracked.pop("scheduler").finish(self.options.stop_timeout_s)
-        return scheduler
 
     async def apply_config(self, config: NerveConfig) -> ConfigDiff:
-        """Apply a reloaded nerve.yaml as a diff: only the groups whose senses changed restart,
-        the reflex timers are rebuilt keeping their grid and each sense's throttle state, and
-        workflow limits apply at once."""
+        """Apply a reloaded nerve.yaml as a diff, in place: the scheduler keeps running (senses
+        the diff leaves alone keep their timers, pending triggers and computes in flight), only
+        the groups whose senses changed get a fresh worker once their computes in flight finish,
+        workflow limits apply at once, and removed workflows drain in the background."""
         diff = diff_configs(self.config, config)
         if diff.empty:
             return diff
         async with self._reloading:
             assert self._parts is not None
             assert self._workflows is not None
-            previous = await self._stop_scheduler()
-            self.config = config
+            assert self._scheduler is not None
             assert self._router is not None
+            self.config = config
             self._router.use(config)
             new_groups = config.sense_groups()
-            self._group_of = {}
-            for name in diff.groups_removed:
-                group = self.groups.pop(name)
-                await group.stop()
-                await self._tracked.pop(f"group:{name}").finish(self.options.stop_timeout_s)
+            group_of: dict[str, SenseGroup] = {}
             for name, senses in new_groups.items():
                 if name in diff.groups_added:
                     group = self._add_group(name, list(senses))
                     self._tracked[f"group:{name}"] = await _Tracked.start(self._parts, group.run)
-                    continue
                 group = self.groups[name]
-                for sense in senses:
-                    self._group_of[sense] = group
+                group_of.update(dict.fromkeys(senses, group))
                 if name in diff.groups_restarted:
                     group.reload(list(senses))
+            # Computes already asked of a removed group still find it until it has stopped.
+            self._group_of = {**self._group_of, **group_of}
+            self._scheduler.apply(config)
+            self._subscribe(self._scheduler)
             assert self._watch is not None
-            self._watch.use(self.groups, self._limits())
+            self._watch.use(
+                {n: g for n, g in self.groups.items() if n in new_groups}, self._limits()
+            )
 
             async def start_runner(runner: WorkflowRunner) -> None:
                 assert self._parts is not None
                 tracked = await _Tracked.start(self._parts, runner.run)
                 self._tracked[f"workflow:{runner.name}"] = tracked
 
-            await self._workflows.apply(config, start_runner, self.options.drain_timeout_s)
-            await self._start_scheduler(previous)
+            for runner in await self._workflows.apply(config, start_runner):
+                self._parts.start_soon(runner.retire, self.options.drain_timeout_s)
+            for name in diff.groups_removed:
+                group = self.groups.pop(name)
+                await group.stop()
+                self._parts.start_soon(
+                    self._tracked.pop(f"group:{name}").finish, self.options.stop_timeout_s
+                )
+            self._group_of = group_of
         return diff
 
     # -- the API ---------------------------------------------------------------------------------

@@ -20,15 +20,16 @@ injected `Clock`, so tests can control it.
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 import anyio
-from anyio.abc import TaskStatus
+from anyio.abc import TaskGroup, TaskStatus
 
 from nerve_core import NerveConfig, Signal, TriggerKind
 
@@ -77,7 +78,13 @@ class _SenseState:
         self.wake = anyio.Event()
         self.waiting: anyio.CancelScope | None = None
         self.started = False  # past grace: its startup compute was taken
+        self.removed = False  # gone from nerve.yaml: its loop ends, its compute in flight finishes
         self.decisions: dict[Decision, int] = dict.fromkeys(Decision, 0)
+
+    def stop_waiting(self) -> None:
+        self.wake.set()
+        if self.waiting is not None:
+            self.waiting.cancel()  # a sleep for grace or throttle ends now
 
 
 class ReflexScheduler:
@@ -87,11 +94,7 @@ class ReflexScheduler:
         execute: Execute,
         clock: Clock | None = None,
         on_decision: Callable[[str, Trigger, Decision], None] | None = None,
-        carry: ReflexScheduler | None = None,
     ) -> None:
-        """`carry`: a scheduler this one replaces (a config reload): its start time (so the
-        interval grid and grace periods go on), and each surviving sense's last start and
-        pending trigger (so throttle holds across the reload) carry over."""
         self._config = config
         self._execute = execute
         self._clock = clock or AnyioClock()
@@ -104,13 +107,9 @@ class ReflexScheduler:
         self._start: float | None = None
         self._closing = False
         self._ticks: anyio.CancelScope | None = None
-        if carry is not None:
-            self._start = carry._start
-            for name, state in self._states.items():
-                old = carry._states.get(name)
-                if old is not None:
-                    state.last_start, state.pending = old.last_start, old.pending
-                    state.started = old.started
+        self._group: TaskGroup | None = None
+        self._tick_scopes: dict[str, anyio.CancelScope] = {}
+        self._tick_group: TaskGroup | None = None
 
     def subscriptions(self) -> dict[str, list[str]]:
         """For each signal source, the senses whose `on` reflexes list it."""
@@ -123,24 +122,73 @@ class ReflexScheduler:
         return subscribers
 
     def decisions(self, sense: str) -> dict[Decision, int]:
-        return dict(self._states[sense].decisions)
+        state = self._states.get(sense)
+        return {} if state is None else dict(state.decisions)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Schedule until `close()`; return once the computes in flight have finished."""
         if self._start is None:
             self._start = self._clock.now()
         async with anyio.create_task_group() as group:
+            self._group = group
             for state in self._states.values():
                 group.start_soon(self._sense_loop, state)
             with anyio.CancelScope() as self._ticks:
                 async with anyio.create_task_group() as ticks:
-                    for reflex in self._config.reflexes:
-                        if reflex.interval is not None:
-                            grace = self._config.senses[reflex.sense].grace_period
-                            ticks.start_soon(
-                                self._interval_loop, reflex.sense, reflex.interval, grace
-                            )
+                    self._tick_group = ticks
+                    self._start_ticks(ticks, self._config.senses)
                     task_status.started()
+                    await anyio.sleep_forever()
+
+    def _start_ticks(self, ticks: TaskGroup, senses: Iterable[str]) -> None:
+        """Start the interval loops of `senses`' reflexes, each in a scope of its sense's."""
+        wanted = set(senses)
+        for reflex in self._config.reflexes:
+            if reflex.interval is None or reflex.sense not in wanted:
+                continue
+            scope = self._tick_scopes.setdefault(reflex.sense, anyio.CancelScope())
+            grace = self._config.senses[reflex.sense].grace_period
+            ticks.start_soon(self._ticking, scope, reflex.sense, reflex.interval, grace)
+
+    async def _ticking(
+        self, scope: anyio.CancelScope, sense: str, interval: float, grace: float
+    ) -> None:
+        with scope:
+            await self._interval_loop(sense, interval, grace)
+
+    def apply(self, config: NerveConfig) -> None:
+        """Take a reloaded nerve.yaml in place: senses it leaves alone keep their timers, pending
+        triggers and computes in flight; a changed sense takes its new throttle and grace at
+        once; an added sense starts; a removed one stops after its compute in flight. Only the
+        interval loops of senses whose reflexes changed are rebuilt, on the same grid."""
+        assert self._group is not None
+        old = self._config
+        self._config = config
+        for name in [name for name in self._states if name not in config.senses]:
+            gone = self._states.pop(name)
+            gone.removed = True
+            gone.stop_waiting()
+        for name, sense in config.senses.items():
+            state = self._states.get(name)
+            if state is None:
+                added = self._states[name] = _SenseState(name, sense.throttle, sense.grace_period)
+                self._group.start_soon(self._sense_loop, added)
+            elif (state.throttle, state.grace) != (sense.throttle, sense.grace_period):
+                state.throttle, state.grace = sense.throttle, sense.grace_period
+                state.stop_waiting()  # its sleep re-reads the new throttle or grace
+        self._interval_senses = {r.sense for r in config.reflexes if r.interval is not None}
+        changed = {
+            name
+            for name in set(old.senses) | set(config.senses)
+            if _intervals(old, name) != _intervals(config, name)
+            or old.senses.get(name) != config.senses.get(name)
+        }
+        for name in changed:
+            scope = self._tick_scopes.pop(name, None)
+            if scope is not None:
+                scope.cancel()
+        if self._tick_group is not None:
+            self._start_ticks(self._tick_group, changed & set(config.senses))
 
     def is_closing(self) -> bool:
         return self._closing
@@ -151,15 +199,13 @@ class ReflexScheduler:
         if self._ticks is not None:
             self._ticks.cancel()
         for state in self._states.values():
-            state.wake.set()
-            if state.waiting is not None:
-                state.waiting.cancel()  # a sleep for grace or throttle ends now
+            state.stop_waiting()
 
     def request(self, sense: str, trigger: Trigger) -> Decision | None:
         """Ask for a compute of `sense`; say what became of the request (None once closed)."""
-        if self._closing:
+        state = self._states.get(sense)
+        if self._closing or state is None:
             return None
-        state = self._states[sense]
         now = self._clock.now()
         if self._start is None or now < self._start + state.grace:
             decision = Decision.HELD_BY_GRACE
@@ -176,11 +222,24 @@ class ReflexScheduler:
             self._on_decision(sense, trigger, decision)
         return decision
 
+    def _ended(self, state: _SenseState) -> bool:
+        return self._closing or state.removed
+
+    async def _sleep_until(self, state: _SenseState, deadline: Callable[[], float]) -> None:
+        """Sleep until `deadline()`, read again whenever the sleep is cut short (a reload may
+        change the throttle or grace it comes from), unless the sense's loop is ending."""
+        while not self._ended(state) and self._clock.now() < deadline():
+            with anyio.CancelScope() as waiting:
+                state.waiting = waiting
+                await self._clock.sleep_until(deadline())
+            state.waiting = None
+
     async def _sense_loop(self, state: _SenseState) -> None:
         assert self._start is not None
-        with anyio.CancelScope() as waiting:
-            state.waiting = waiting
-            await self._clock.sleep_until(self._start + state.grace)
+        start = self._start
+        await self._sleep_until(state, lambda: start + state.grace)
+        if self._ended(state):
+            return
         if state.name in self._interval_senses and not state.started:
             # The first interval tick is due now, with whatever was held during grace: one
             # compute for both. (A separate tick at the same instant could race it into two.)
@@ -189,18 +248,14 @@ class ReflexScheduler:
             state.decisions[decision] += 1
             state.pending = state.pending or startup
         state.started = True
-        while not self.is_closing():
-            while state.pending is None and not self.is_closing():
+        while not self._ended(state):
+            while state.pending is None and not self._ended(state):
                 await state.wake.wait()
                 state.wake = anyio.Event()
-            if self.is_closing():
+            if state.last_start is not None:
+                await self._sleep_until(state, functools.partial(_after, state.last_start, state))
+            if self._ended(state):
                 return
-            if state.last_start is not None and state.throttle > 0:
-                with anyio.CancelScope() as waiting:
-                    state.waiting = waiting
-                    await self._clock.sleep_until(state.last_start + state.throttle)
-                if self.is_closing():
-                    return
             trigger, state.pending = state.pending, None
             assert trigger is not None
             state.in_flight = True
@@ -228,6 +283,15 @@ class ReflexScheduler:
 
 
 SPREAD_S = 1.0  # interval grids are spread over at most this much
+
+
+def _after(last_start: float, state: _SenseState) -> float:
+    """When the throttle window that began at `last_start` ends (its throttle read now)."""
+    return last_start + state.throttle
+
+
+def _intervals(config: NerveConfig, sense: str) -> list[float]:
+    return [r.interval for r in config.reflexes if r.sense == sense and r.interval is not None]
 
 
 def phase(sense: str, interval: float) -> float:

@@ -65,7 +65,8 @@ class OutcomeRouter:
         return f"{self._id_prefix}-{next(self._ids):x}"
 
     async def handle(self, sense: str, trigger: Trigger, outcome: ComputeOutcome) -> None:
-        stats = self.stats[sense]
+        # A sense a reload removed may still report the compute it had in flight.
+        stats = self.stats.get(sense) or SenseStats()
         if outcome.kind is OutcomeKind.UNAVAILABLE:
             stats.last_status = str(outcome.kind)
             return
@@ -93,7 +94,8 @@ class OutcomeRouter:
                 )
             case OutcomeKind.TIMEOUT:
                 stats.errors += 1
-                timeout = self._config.senses[sense].timeout
+                sense_config = self._config.senses.get(sense)
+                timeout = sense_config.timeout if sense_config is not None else None
                 self._record(
                     LogRow(sense, LogType.COMPUTE_TIMEOUT, {**context, "timeout_s": timeout})
                 )
@@ -113,7 +115,8 @@ class OutcomeRouter:
             )
         if route.kind is RouteKind.SIGNAL:
             signal = Signal(self._signal_id(), sense, route.payload, now_ms())
-            self.stats[sense].signals += 1
+            if sense in self.stats:
+                self.stats[sense].signals += 1
             self._record(
                 LogRow(sense, LogType.SIGNAL, route.payload, ref_id=signal.id, ts=signal.ts)
             )

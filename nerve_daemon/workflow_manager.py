@@ -547,13 +547,11 @@ class WorkflowManager:
         return WorkflowRunner(name, workflow, self._parts)
 
     async def apply(
-        self,
-        config: NerveConfig,
-        start: Callable[[WorkflowRunner], Awaitable[None]],
-        drain_timeout: float,
-    ) -> None:
+        self, config: NerveConfig, start: Callable[[WorkflowRunner], Awaitable[None]]
+    ) -> list[WorkflowRunner]:
         """Take a reloaded config: new limits apply at once, new workflows get a runner
-        (`start` runs it), removed ones finish their runs within `drain_timeout` and stop."""
+        (`start` runs it). Return the runners of removed workflows: the caller retires them
+        (their runs drain) without holding up the reload."""
         self._config = config
         for name, workflow in config.workflows.items():
             runner = self.runners.get(name)
@@ -562,8 +560,9 @@ class WorkflowManager:
                 await start(runner)
             elif runner.config != workflow:
                 await runner.use(workflow)
-        for name in [name for name in self.runners if name not in config.workflows]:
-            await self.runners.pop(name).retire(drain_timeout)
+        return [
+            self.runners.pop(name) for name in list(self.runners) if name not in config.workflows
+        ]
 
     async def launch(
         self, workflow: str, prompt: str, max_rounds: int | None, origin: str, payload: Any = None

@@ -3,6 +3,7 @@ broken nerve.yaml is reported and the running config stays."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -11,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from nerve_core import LogType, RunStatus, WorkerState
+from nerve_core import LogType, RunStatus, WorkerState, parse_nerve_config
 from nerve_daemon.file_watch import relevant
 from nerve_daemon.kernel import Kernel
 from nerve_store import LogStore
@@ -259,3 +260,61 @@ async def test_a_throttle_holds_across_a_reload(ws: Callable[..., Path]) -> None
         await wait_until(lambda: len(recorder.of(LogType.SIGNAL, "t")) == 2, timeout=10)
     first, second = (row.payload for row in recorder.of(LogType.SIGNAL, "t"))
     assert second - first >= 1.95  # the window of the compute before the reload still held
+
+
+RELOAD_UNDER_LOAD = """
+senses:
+  tick: {{group: ticks}}
+  slow: {{group: slow}}
+  manual: {{group: manual}}
+reflexes:
+  - sense: tick
+    interval: 100ms
+workflows:
+  sleeper: {{concurrency: {concurrency}}}
+"""
+
+
+async def test_a_reload_changing_one_workflow_limit_loses_no_trigger_tick_or_outcome(
+    ws: Callable[..., Path],
+) -> None:
+    """Scheduling goes on through a reload: the interval keeps ticking, a trigger made while the
+    reload is under way runs, and a compute in flight has its outcome logged."""
+    slow = "import time\n\ndef compute(ctx):\n    print('slow begins', flush=True)\n    time.sleep(2)\n    return 'slow done'\n"
+    root = ws(
+        RELOAD_UNDER_LOAD.format(concurrency=1),
+        {
+            "tick": "def compute(ctx):\n    return 1\n",
+            "slow": slow,
+            "manual": "def compute(ctx):\n    return 'manual'\n",
+        },
+        workflows={"sleeper": SLOW.format(version="1")},
+    )
+    async with running(root) as (kernel, recorder):
+        await wait_until(lambda: len(recorder.computes_of("tick")) >= 3)
+        kernel.trigger_sense("slow")
+        await wait_until(lambda: any("slow begins" in line for _, line in recorder.output))
+        reloaded = (root / "nerve.yaml").read_text().replace("concurrency: 1", "concurrency: 3")
+        parsed = parse_nerve_config(reloaded)
+        assert parsed.ok
+        config = parsed.value
+        async with anyio.create_task_group() as group:
+            group.start_soon(kernel.apply_config, config)
+            await anyio.sleep(0.05)  # the reload has begun (it held everything for 2 s once)
+            decision = kernel.trigger_sense("manual")
+        assert decision is not None
+        assert kernel.workflow_runners["sleeper"].config.concurrency == 3
+        await wait_until(lambda: recorder.of(LogType.SIGNAL, "slow"))
+        await wait_until(lambda: recorder.of(LogType.SIGNAL, "manual"))
+        ticks_before = len(recorder.computes_of("tick"))
+        await wait_until(lambda: len(recorder.computes_of("tick")) >= ticks_before + 3)
+    [slow_signal] = recorder.of(LogType.SIGNAL, "slow")
+    assert slow_signal.payload == "slow done"
+    assert [o.kind for _, o in recorder.computes_of("slow")] == ["ok"]
+    tick_times = [
+        at
+        for (name, _, _), at in zip(recorder.computes, recorder.compute_times, strict=True)
+        if name == "tick"
+    ]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(tick_times)]
+    assert max(gaps) < 1.0, gaps  # the slow compute's 2 s never held the other senses' ticks
