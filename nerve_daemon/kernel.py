@@ -50,7 +50,7 @@ from nerve_core import (
 )
 from nerve_core._workspace import CONFIG_FILE
 from nerve_core.errors import NerveError, StoreUnavailable
-from nerve_store import AppendLogs, LogRow, LogStore, LogWriter, Stall, now_ms
+from nerve_store import AppendLogs, LogReader, LogRow, LogStore, LogWriter, Stall, now_ms
 
 from .archive_schedule import ArchiveSchedule
 from .config_diff import ConfigDiff, diff_configs
@@ -137,14 +137,16 @@ class Kernel:
                 store = LogStore.open(
                     self.workspace.logs_db, synchronous=self.config.store.synchronous
                 )
+                reader = LogReader(self.workspace.logs_db)
                 try:
                     writer = LogWriter(
                         store, linger_s=self.options.log_linger_s, on_stall_end=self._stall_ended
                     )
                     async with writer:
                         self._writer = writer
-                        await self._run_parts(pool, task_status)
+                        await self._run_parts(pool, reader, task_status)
                 finally:
+                    reader.close()
                     store.close()
         finally:
             self.stopped.set()
@@ -153,7 +155,9 @@ class Kernel:
         """Ask the kernel to stop gracefully; `run()` returns when it has."""
         self._stop.set()
 
-    async def _run_parts(self, pool: WorkerPool, task_status: TaskStatus[None]) -> None:
+    async def _run_parts(
+        self, pool: WorkerPool, reader: LogReader, task_status: TaskStatus[None]
+    ) -> None:
         bus = self._bus = SignalBus()
         assert self._writer is not None
         self._pool = pool
@@ -163,6 +167,7 @@ class Kernel:
                 self.workspace.root,
                 pool,
                 self._writer,
+                reader,
                 self._record,
                 self.options.group_policy,
                 self._observe,

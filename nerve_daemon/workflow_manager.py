@@ -47,6 +47,7 @@ from nerve_store import (
     AppendLogs,
     AppendMessage,
     CreateRun,
+    LogReader,
     LogRow,
     LogWriter,
     RunRecord,
@@ -84,6 +85,7 @@ class RunnerParts:
     root: Path
     pool: WorkerPool
     writer: LogWriter
+    reader: LogReader  # reads off the loop, never through the writer's lock
     record: Callable[[LogRow], None]
     policy: GroupPolicy
     observe: Callable[[LogRow], None] | None = None
@@ -108,6 +110,7 @@ class WorkflowRunner:
         self._root = parts.root
         self._pool = parts.pool
         self._writer = parts.writer
+        self._reader = parts.reader
         self._record = parts.record
         self._policy = parts.policy
         self._admission: Admission[_Run] = Admission(config)
@@ -462,7 +465,8 @@ class WorkflowRunner:
         while self._to_resume:
             run = self._to_resume.pop(0)
             await self._write(TransitionRun(run.run_id, RunStatus.STARTED, reason="resumed"))
-            await self._send_start(run, self._writer.store.messages(run.run_id), resume=True)
+            thread = await self._reader.messages(run.run_id)
+            await self._send_start(run, thread, resume=True)
 
     async def _send_start(
         self, run: _Run, thread: list[WorkflowMessage], *, resume: bool = False
@@ -576,7 +580,7 @@ class WorkflowManager:
         for runner in self.runners.values():
             if await runner.cancel(run_id):
                 return RunStatus.CANCELLED
-        record = self._writer.store.run(run_id)
+        record = await self._parts.reader.run(run_id)
         if record is None:
             raise UnknownRun(f'no workflow run "{run_id}"')
         raise UnknownRun(
@@ -587,7 +591,7 @@ class WorkflowManager:
     async def recover(self) -> None:
         """Resume or re-queue what a previous kernel left unfinished."""
         by_workflow: dict[str, list[RunRecord]] = collections.defaultdict(list)
-        for record in self._writer.store.unfinished_runs():
+        for record in await self._parts.reader.unfinished_runs():
             if record.workflow in self.runners:
                 by_workflow[record.workflow].append(record)
                 continue

@@ -1,7 +1,8 @@
 """nerve_store: where nerve keeps what it promises not to lose.
 
 - `LogStore` over data/logs.db (append-only logs, workflow runs, meta) and `LogWriter`, its one
-  writer, committing in groups on its own thread;
+  writer, committing in groups on its own thread, and `LogReader`, reads for an event loop that
+  never take the write lock;
 - `archive_logs`: old days to data/archive/logs/YYYY-MM-DD.jsonl, crash-safe and idempotent;
 - `BlobStore`: content-addressed blobs under data/blobs/;
 - sense databases with their migrations, and read-only handles no statement can write through.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from .archive import ArchiveReport, archive_logs, read_archive_day
 from .blobs import BlobStore
+from .log_reader import LogReader
 from .log_store import (
     AppendLogs,
     AppendMessage,
@@ -37,6 +39,7 @@ __all__ = [
     "ArchiveReport",
     "BlobStore",
     "CreateRun",
+    "LogReader",
     "LogRecord",
     "LogRow",
     "LogStore",

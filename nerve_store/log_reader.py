@@ -1,0 +1,47 @@
+"""LogReader: the kernel's reads of logs.db, for its event loop.
+
+Each read runs on a worker thread through a read-only handle (`mode=ro`, `query_only`): it never
+takes the write lock, and a lock another process holds on logs.db (`nerve store archive`, a
+backup, a database browser) can delay the read but never the loop. A read that fails raises a
+`StoreError`, whatever the driver said.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import anyio
+
+from nerve_core import WorkflowMessage
+from nerve_core.errors import StoreError
+
+from .log_store import LogStore, RunRecord
+
+T = TypeVar("T")
+
+
+class LogReader:
+    def __init__(self, path: Path) -> None:
+        self._store = LogStore.open_readonly(path)
+
+    def close(self) -> None:
+        self._store.close()
+
+    async def run(self, run_id: str) -> RunRecord | None:
+        return await self._read(lambda: self._store.run(run_id))
+
+    async def unfinished_runs(self) -> list[RunRecord]:
+        return await self._read(self._store.unfinished_runs)
+
+    async def messages(self, run_id: str) -> list[WorkflowMessage]:
+        return await self._read(lambda: self._store.messages(run_id))
+
+    async def _read(self, read: Callable[[], T]) -> T:
+        try:
+            return await anyio.to_thread.run_sync(read)
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"logs.db could not be read: {exc}") from exc
