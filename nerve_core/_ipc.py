@@ -164,7 +164,7 @@ class ListSensesResponse(OkResponse):
 
 
 class WorkerInfo(_Message):
-    kind: Literal["sense-group", "workflow"]
+    kind: Literal["fork-server", "sense-group", "workflow"]
     name: StrictStr
     pid: StrictInt | None = None
     state: StrictStr

@@ -62,7 +62,7 @@ from .resource_watch import ResourceWatch
 from .sense_group import KERNEL_SOURCE, ComputeOutcome, GroupPolicy, SenseGroup
 from .sense_outcomes import OutcomeRouter
 from .signal_bus import SignalBus
-from .worker_pool import WorkerPool
+from .worker_pool import FORK_SERVER, WorkerPool
 from .workflow_manager import RunnerParts, WorkflowManager, WorkflowRunner
 
 log = logging.getLogger("nerve")
@@ -132,7 +132,8 @@ class Kernel:
         """Run until `stop()`; `task_status.started()` (and `ready`) once every part is up."""
         self._started_at = time.monotonic()
         try:
-            async with WorkerPool(on_output=self.options.on_output) as pool:
+            pool = WorkerPool(self.options.on_output, self.options.group_policy, self._record)
+            async with pool:
                 self._pool = pool
                 store = LogStore.open(
                     self.workspace.logs_db, synchronous=self.config.store.synchronous
@@ -401,7 +402,19 @@ class Kernel:
         return infos
 
     def health(self) -> HealthResponse:
-        workers = [
+        workers = []
+        if self._pool is not None:
+            pool = self._pool
+            workers.append(
+                WorkerInfo(
+                    kind=FORK_SERVER,
+                    name=FORK_SERVER,
+                    pid=pool.server_pid,
+                    state=str(pool.state),
+                    restarts=pool.restarts,
+                )
+            )
+        workers += [
             WorkerInfo(
                 kind="sense-group",
                 name=name,

@@ -36,7 +36,10 @@ from nerve_core import (
 from nerve_core.errors import ProtocolError
 from nerve_store import LogRow
 
+from .supervision import CrashHistory, GroupPolicy
 from .worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
+
+__all__ = ["KERNEL_SOURCE", "ComputeOutcome", "CrashHistory", "GroupPolicy", "SenseGroup"]
 
 log = logging.getLogger("nerve")
 
@@ -66,38 +69,6 @@ class ExitReason(StrEnum):
     LIMIT = "limit"
     RELOAD = "reload"
     STOPPED = "stopped"
-
-
-@dataclass(frozen=True, slots=True)
-class GroupPolicy:
-    crash_limit: int = 5
-    crash_window_s: float = 60.0
-    ready_timeout_s: float = 30.0
-    stop_timeout_s: float = 5.0
-    backoff_first_s: float = 0.1
-    backoff_max_s: float = 5.0
-
-
-class CrashHistory:
-    """Unexpected exits of one worker within the policy's window: whether to stop respawning
-    (a crash loop), and how long to wait before the next respawn otherwise."""
-
-    def __init__(self, policy: GroupPolicy) -> None:
-        self._policy = policy
-        self._exits: collections.deque[float] = collections.deque()
-
-    def record(self, now: float) -> float | None:
-        """Count an exit at `now`; the backoff before respawning, or None for a crash loop."""
-        self._exits.append(now)
-        while self._exits and self._exits[0] < now - self._policy.crash_window_s:
-            self._exits.popleft()
-        if len(self._exits) >= self._policy.crash_limit:
-            return None
-        repeats = len(self._exits) - 1  # the first exit in the window respawns at once
-        if repeats == 0:
-            return 0.0
-        delay: float = self._policy.backoff_first_s * 2 ** (repeats - 1)
-        return min(delay, self._policy.backoff_max_s)
 
 
 class _Job:

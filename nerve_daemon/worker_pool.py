@@ -6,6 +6,10 @@ that preloads the worker runtime); `spawn()` then asks it for a worker and retur
 worker's stdout and stderr arrive on a second socket and are logged line by line, tagged with the
 worker's name. Leaving the pool kills what is still running and stops the fork server, which
 reaps every worker it forked.
+
+The fork server is supervised like any worker: when it dies, every spawn waiting on it fails,
+every worker it forked is killed and reported exited (their supervisors respawn them), and a new
+fork server starts, with the same crash-loop rule (5 deaths within 60 s: FATAL, no new worker).
 """
 
 from __future__ import annotations
@@ -26,13 +30,25 @@ import orjson
 from anyio.abc import TaskGroup, UNIXSocketStream
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from nerve_core import MAX_LINE_BYTES, WorkerMessage, decode_worker_message, encode_worker_message
+from nerve_core import (
+    MAX_LINE_BYTES,
+    LogType,
+    WorkerMessage,
+    WorkerState,
+    decode_worker_message,
+    encode_worker_message,
+)
 from nerve_core.errors import NerveError, ProtocolError
+from nerve_store import LogRow
+from nerve_store.log_store import KERNEL_SOURCE
 
+from .containment import contained
+from .supervision import CrashHistory, GroupPolicy
 from .worker_runtime import quiet
 
 log = logging.getLogger("nerve")
 
+FORK_SERVER = "fork-server"  # how the fork server is named in rows and `health`
 FORK_SERVER_START_TIMEOUT_S = 30.0
 OUTPUT_LINE_LIMIT = 64 * 1024
 
@@ -125,8 +141,16 @@ class WorkerProcess:
 
 
 class WorkerPool:
-    def __init__(self, on_output: Callable[[str, str], None] | None = None) -> None:
+    """Workers forked by a supervised fork server; see the module docstring."""
+
+    def __init__(
+        self,
+        on_output: Callable[[str, str], None] | None = None,
+        policy: GroupPolicy | None = None,
+        record: Callable[[LogRow], None] | None = None,
+    ) -> None:
         self._on_output = on_output or (lambda name, line: log.info("[%s] %s", name, line))
+        self._record = record
         self._server: subprocess.Popen[bytes] | None = None
         self._control: socket.socket | None = None
         self._requests = itertools.count(1)
@@ -134,27 +158,20 @@ class WorkerPool:
         self._workers: dict[int, WorkerProcess] = {}
         self._early_exits: dict[int, int] = {}
         self._group: TaskGroup | None = None
+        self._crashes = CrashHistory(policy or GroupPolicy())
+        self._serving = anyio.Event()  # set while a fork server serves spawns
+        self.state = WorkerState.STOPPED
+        self.restarts = 0
+
+    @property
+    def server_pid(self) -> int | None:
+        return None if self._server is None or not self._serving.is_set() else self._server.pid
 
     async def __aenter__(self) -> WorkerPool:
-        kernel_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self._server = subprocess.Popen(
-            [sys.executable, "-m", "nerve_daemon.fork_server", str(server_end.fileno())],
-            pass_fds=[server_end.fileno()],
-            stdin=subprocess.DEVNULL,
-        )
-        server_end.close()
-        kernel_end.setblocking(False)
-        self._control = kernel_end
-        try:
-            with anyio.fail_after(FORK_SERVER_START_TIMEOUT_S):
-                hello = await self._receive_control()
-        except (TimeoutError, WorkerStartError):
-            self._stop_server()
-            raise WorkerStartError("the fork server did not start") from None
-        log.debug("fork server ready: pid %s", hello["ready"])
+        await self._start_server()
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
-        self._group.start_soon(self._read_control)
+        self._group.start_soon(self._supervise_server)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -166,12 +183,23 @@ class WorkerPool:
         assert self._group is not None
         self._group.cancel_scope.cancel()
         await self._group.__aexit__(None, None, None)
-        self._stop_server()
+        with anyio.CancelScope(shield=True):
+            await self._stop_server()
 
     async def spawn(self, kind: str, name: str, args: dict[str, Any]) -> WorkerProcess:
-        """Fork a worker of `kind` ("sense") named `name` for logs; return once it has a pid."""
-        assert self._control is not None
+        """Fork a worker of `kind` ("sense") named `name` for logs; return once it has a pid.
+        While the fork server is being replaced this waits for the new one; a fork server in a
+        crash loop, or one that dies under the request, is a `WorkerStartError`."""
         assert self._group is not None
+        if self.state is WorkerState.FATAL:
+            raise WorkerStartError(
+                f"cannot start worker {name}: the fork server is in a crash loop"
+            )
+        with anyio.move_on_after(FORK_SERVER_START_TIMEOUT_S):
+            await self._serving.wait()
+        control = self._control
+        if not self._serving.is_set() or control is None:
+            raise WorkerStartError(f"cannot start worker {name}: no fork server is running")
         proto_kernel, proto_worker = socket.socketpair()
         out_kernel, out_worker = socket.socketpair()
         request_id = next(self._requests)
@@ -179,12 +207,17 @@ class WorkerPool:
         self._spawns[request_id] = (done, {})
         try:
             message = orjson.dumps({"spawn": request_id, "kind": kind, "args": args})
-            await self._send_control(message, [proto_worker.fileno(), out_worker.fileno()])
+            await self._send_control(control, message, [proto_worker.fileno(), out_worker.fileno()])
+            with anyio.fail_after(FORK_SERVER_START_TIMEOUT_S):
+                await done.wait()
+        except (OSError, TimeoutError) as exc:
+            self._spawns.pop(request_id, None)
+            proto_kernel.close()
+            out_kernel.close()
+            raise WorkerStartError(f"cannot start worker {name}: {exc}") from None
         finally:
             proto_worker.close()
             out_worker.close()
-        with anyio.fail_after(FORK_SERVER_START_TIMEOUT_S):
-            await done.wait()
         reply = self._spawns.pop(request_id)[1]
         if "pid" not in reply:
             proto_kernel.close()
@@ -216,12 +249,92 @@ class WorkerPool:
                     return
                 self._on_output(worker.name, line.decode("utf-8", "replace").rstrip())
 
-    async def _read_control(self) -> None:
+    # -- the fork server, supervised ---------------------------------------------------------
+
+    async def _start_server(self) -> None:
+        kernel_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.state = WorkerState.STARTING
+        self._server = subprocess.Popen(
+            [sys.executable, "-m", "nerve_daemon.fork_server", str(server_end.fileno())],
+            pass_fds=[server_end.fileno()],
+            stdin=subprocess.DEVNULL,
+        )
+        server_end.close()
+        kernel_end.setblocking(False)
+        self._control = kernel_end
+        try:
+            with anyio.fail_after(FORK_SERVER_START_TIMEOUT_S):
+                hello = await self._receive_control(kernel_end)
+        except (TimeoutError, WorkerStartError):
+            await self._stop_server()
+            raise WorkerStartError("the fork server did not start") from None
+        log.debug("fork server ready: pid %s", hello["ready"])
+        self.state = WorkerState.RUNNING
+        self._serving.set()
+
+    async def _supervise_server(self) -> None:
+        """Serve the fork server's messages; when it dies, every worker it forked is lost (no
+        exit of theirs can be reported any more): they are killed and reported exited, so their
+        supervisors respawn them on a new fork server, started with the crash-loop rule."""
+        while True:
+            assert self._control is not None
+            await self._read_control(self._control)
+            await self._lost_server()
+            while True:
+                delay = self._crashes.record(anyio.current_time())
+                if delay is None:
+                    self.state = WorkerState.FATAL
+                    log.error("the fork server keeps dying; no new worker can start")
+                    self._report(LogType.WORKER_CRASH_LOOP, {"worker": FORK_SERVER})
+                    return
+                self.state = WorkerState.BACKOFF
+                await anyio.sleep(delay)
+                self.restarts += 1
+                try:
+                    await self._start_server()
+                except WorkerStartError as exc:
+                    log.error("%s", exc)
+                    continue
+                assert self._server is not None
+                self._report(LogType.WORKER_START, {"worker": FORK_SERVER, "pid": self._server.pid})
+                break
+
+    async def _lost_server(self) -> None:
+        self._serving = anyio.Event()
+        self.state = WorkerState.STARTING
+        code = await self._stop_server()
+        pid = None if self._server is None else self._server.pid
+        lost = list(self._workers.values())
+        log.error(
+            "the fork server (pid %s) exited with code %s; replacing it and its %d workers",
+            pid,
+            code,
+            len(lost),
+        )
+        self._report(
+            LogType.WORKER_EXIT,
+            {"worker": FORK_SERVER, "pid": pid, "code": code, "reason": "crash", "lost": len(lost)},
+        )
+        for done, reply in self._spawns.values():
+            reply["error"] = "the fork server exited"
+            done.set()
+        self._workers.clear()
+        for worker in lost:
+            worker.kill()  # an orphan now: nobody would reap or report it
+            worker._set_exited(-signal.SIGKILL)
+            await worker.close_unless_read()
+
+    def _report(self, type_: LogType, payload: dict[str, Any]) -> None:
+        if self._record is not None:
+            with contained("recording a fork server event"):
+                self._record(LogRow(KERNEL_SOURCE, type_, payload))
+
+    async def _read_control(self, control: socket.socket) -> None:
+        """Handle the fork server's messages until its connection ends."""
         while True:
             try:
-                message = await self._receive_control()
+                message = await self._receive_control(control)
             except WorkerStartError:
-                log.error("the fork server exited; no new worker can start")
                 return
             if "spawned" in message:
                 pending = self._spawns.get(int(message["spawned"]))
@@ -237,13 +350,12 @@ class WorkerPool:
                     worker._set_exited(code)
                     await worker.close_unless_read()
 
-    async def _receive_control(self) -> dict[str, Any]:
-        assert self._control is not None
+    async def _receive_control(self, control: socket.socket) -> dict[str, Any]:
         while True:
             try:
-                data = self._control.recv(65536)
+                data = control.recv(65536)
             except BlockingIOError:
-                await anyio.wait_readable(self._control)
+                await anyio.wait_readable(control)
                 continue
             except OSError as exc:
                 raise WorkerStartError(f"fork server connection failed: {exc}") from None
@@ -252,23 +364,29 @@ class WorkerPool:
             result: dict[str, Any] = orjson.loads(data)
             return result
 
-    async def _send_control(self, message: bytes, fds: list[int]) -> None:
-        assert self._control is not None
+    async def _send_control(self, control: socket.socket, message: bytes, fds: list[int]) -> None:
         while True:
             try:
-                socket.send_fds(self._control, [message], fds)
+                socket.send_fds(control, [message], fds)
                 return
             except BlockingIOError:
-                await anyio.wait_writable(self._control)
+                await anyio.wait_writable(control)
 
-    def _stop_server(self) -> None:
+    async def _stop_server(self) -> int | None:
+        """Close the control socket (a live server exits on it) and reap the server, off the
+        loop; its exit code."""
         if self._control is not None:
             self._control.close()
             self._control = None
-        if self._server is not None:
+        server = self._server
+        if server is None:
+            return None
+
+        def reap() -> int:
             try:
-                self._server.wait(timeout=5)
+                return server.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self._server.kill()
-                self._server.wait()
-            self._server = None
+                server.kill()
+                return server.wait()
+
+        return await anyio.to_thread.run_sync(reap)
