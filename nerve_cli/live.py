@@ -48,9 +48,9 @@ class LiveView:
         console().print(f"daemon log: {log} · Ctrl+C stops", style="dim")
 
     def ready(self, kernel: Kernel) -> None:
-        health = kernel.health()
-        running = sum(1 for worker in health.workers if worker.state == "RUNNING")
-        console().print(f"ready: {running} of {len(health.workers)} workers running", style="dim")
+        ours = [worker for worker in kernel.health().workers if worker.kind != "fork-server"]
+        running = sum(1 for worker in ours if worker.state == "RUNNING")
+        console().print(f"ready: {running} of {len(ours)} workers running", style="dim")
 
     def row(self, row: LogRow) -> None:
         if row.type in _QUIET:
@@ -70,11 +70,12 @@ def _describe(row: LogRow) -> str:
         where = " (while loading)" if payload.get("phase") == "load" else ""
         return f"{payload.get('error')}{where}"
     if row.type in (LogType.WORKER_START, LogType.WORKER_EXIT) and isinstance(payload, dict):
-        owner = (
-            f"group {payload['group']}"
-            if "group" in payload
-            else f"workflow {payload.get('workflow')}"
-        )
+        if "group" in payload:
+            owner = f"group {payload['group']}"
+        elif "workflow" in payload:
+            owner = f"workflow {payload['workflow']}"
+        else:
+            owner = str(payload.get("worker"))
         if row.type is LogType.WORKER_EXIT:
             how = f"{payload.get('reason')}, code {payload.get('code')}"
             return f"{owner} pid {payload.get('pid')} exited ({how})"

@@ -48,7 +48,7 @@ async def test_every_request_type_is_answered_with_its_id_echoed(short_root: Pat
             b'{"type":"trigger-workflow","workflow":"slow","prompt":"30","maxRounds":3,"id":4}',
         )
         assert (health["ok"], health["id"], health["pid"]) == (True, 1, os.getpid())
-        assert {w["name"] for w in health["workers"]} == {"default", "slow"}  # type: ignore[union-attr]
+        assert {w["name"] for w in health["workers"]} == {"fork-server", "default", "slow"}  # type: ignore[union-attr]
         assert senses["id"] == "two"
         assert [s["name"] for s in senses["senses"]] == ["a"]  # type: ignore[union-attr]
         assert trigger == {"ok": True, "id": 3}

@@ -273,6 +273,7 @@ async def test_a_workflow_whose_worker_dies_on_every_start_stops_respawning(
         assert status is RunStatus.DROPPED
         assert final_status(root, run_id) is RunStatus.DROPPED
         assert {w.name: w.state for w in kernel.health().workers} == {
+            "fork-server": "RUNNING",
             "default": "RUNNING",
             "doomed": "FATAL",
         }

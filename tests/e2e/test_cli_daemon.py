@@ -49,6 +49,7 @@ def test_status_trigger_list_and_cancel_against_a_running_daemon(short_root: Pat
         health = json.loads(status.out)
         assert health["pid"] == dev.pid
         assert {(w["name"], w["state"]) for w in health["workers"]} == {
+            ("fork-server", "RUNNING"),
             ("default", "RUNNING"),
             ("slow", "RUNNING"),
         }

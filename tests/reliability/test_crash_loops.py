@@ -50,7 +50,12 @@ def test_crash_loops_stop_respawning_and_the_daemon_says_so_and_serves_on(
 
     health = json.loads(run_nerve("status", "--json", cwd=root).out)
     states = {worker["name"]: worker["state"] for worker in health["workers"]}
-    assert states == {"broken": "FATAL", "good": "RUNNING", "cursed": "FATAL"}
+    assert states == {
+        "fork-server": "RUNNING",
+        "broken": "FATAL",
+        "good": "RUNNING",
+        "cursed": "FATAL",
+    }
     status = run_nerve("status", cwd=root)
     assert status.code == 0
     assert "crash-looped, not respawning: broken, cursed" in status.out
