@@ -349,7 +349,13 @@ class LogWriter:
             stall.dropped,
         )
         if self.on_stall_end is not None:
-            self.on_stall_end(stall, seconds)
+            # The batch has committed: nothing the listener raises may make it look failed (the
+            # batch would be applied again, one by one). A listener that posts a row while the
+            # writer is closing gets a StoreError, for one.
+            try:
+                self.on_stall_end(stall, seconds)
+            except Exception:
+                log.exception("the end of a stall could not be reported")
 
     def _give_up(self, batch: Sequence[_Pending], exc: Exception) -> None:
         posted = [pending for pending in batch if pending.future is None]

@@ -278,3 +278,35 @@ def test_the_writer_thread_survives_an_error_it_did_not_expect(store: LogStore) 
         writer.post(TransitionRun("ghost", RunStatus.STARTED))  # fails; its report raises
         writer.write(AppendLogs([row(1)]))  # the writer goes on
     assert committed_count(store.path) == 1
+
+
+def test_a_stall_ending_while_the_writer_closes_commits_each_held_row_once(
+    store: LogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel's listener posts a `store.stall` row when a stall ends; during close that post
+    is refused, and the refusal must not make the committed batch look failed (and be applied
+    again, row by row)."""
+    disk = Unwritable(store)
+    monkeypatch.setattr(store, "apply", disk)
+    writer = LogWriter(
+        store,
+        retry_max_s=0.05,
+        on_stall_end=lambda stall, _: writer.post(
+            AppendLogs([LogRow("kernel", LogType.STORE_STALL, {})])
+        ),
+    )
+    writer.start()
+    disk.full = True
+    for n in range(50):
+        writer.post(AppendLogs([row(n)]))
+    deadline = time.monotonic() + 10
+    while writer.stall is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert writer.stall is not None
+    closing = threading.Thread(target=writer.close)
+    closing.start()
+    time.sleep(0.2)  # close() has begun and waits for the held rows
+    disk.full = False
+    closing.join(timeout=30)
+    assert not closing.is_alive()
+    assert committed_count(store.path) == 50  # each once
