@@ -465,10 +465,7 @@ class Kernel:
         for name in groups:
             self.groups[name].reload()
         for name in drained:
-            assert self._parts is not None
-            self._parts.start_soon(
-                self.workflow_runners[name].drain_and_respawn, self.options.drain_timeout_s
-            )
+            self.workflow_runners[name].drain_and_respawn(self.options.drain_timeout_s)
         if groups or drained:
             self._record(
                 LogRow(

@@ -168,14 +168,18 @@ class SenseGroup:
                 break
             if reason is ExitReason.RELOAD:
                 self._reload = anyio.Event()
-            if reason in (ExitReason.TIMEOUT, ExitReason.LIMIT, ExitReason.RELOAD):
+            if reason in (ExitReason.TIMEOUT, ExitReason.RELOAD):
                 self.restarts += 1
                 continue  # a deliberate kill: respawn at once, not a crash
-            delay = self._crashes.record(anyio.current_time())
+            # A worker killed over its limit respawns at once, but counts toward a crash loop:
+            # a sense that blows its limit on every compute must not restart forever.
+            now = anyio.current_time()
+            delay = self._crashes.record(now, backoff=reason is not ExitReason.LIMIT)
             if delay is None:
                 self._enter_fatal()
-                await self._stopping.wait()
-                break
+                if not await self._revived():
+                    break
+                continue
             self.state = WorkerState.BACKOFF
             with anyio.move_on_after(delay):
                 await self._stopping.wait()
@@ -335,6 +339,28 @@ class SenseGroup:
             await worker.wait()
         worker.kill()
         return ExitReason.STOPPED
+
+    async def _revived(self) -> bool:
+        """FATAL until the group is stopped (False) or its code or config changes (True): a
+        fixed sense deserves a fresh worker and a clean crash history."""
+        async with anyio.create_task_group() as waiting:
+
+            async def stopped() -> None:
+                await self._stopping.wait()
+                waiting.cancel_scope.cancel()
+
+            async def reloaded() -> None:
+                await self._reload.wait()
+                waiting.cancel_scope.cancel()
+
+            waiting.start_soon(stopped)
+            waiting.start_soon(reloaded)
+        if self._stopping.is_set():
+            return False
+        self._reload = anyio.Event()
+        self._crashes.clear()
+        log.info("group %s: its code or config changed; leaving FATAL", self.name)
+        return True
 
     def _enter_fatal(self) -> None:
         self.state = WorkerState.FATAL

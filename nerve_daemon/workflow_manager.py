@@ -117,6 +117,9 @@ class WorkflowRunner:
         self._active: dict[str, _Run] = {}  # sent to a worker
         self._waiting: list[_Run] = []  # admitted, their slot held, waiting for a worker
         self._closed: str | None = None  # why no new run is admitted (the workflow was removed)
+        self._generation = 0  # code changes asked for; a worker started before one is replaced
+        self._drain_timeout = 30.0
+        self._drains = 0
         self._to_resume: list[_Run] = []
         self._crashes = CrashHistory(parts.policy)
         self._stopping = anyio.Event()
@@ -199,8 +202,11 @@ class WorkflowRunner:
             self._group = group
             task_status.started()
             await self._supervise()
-            # The readers end at their workers' end of stream; cancelling them while a stream
-            # closes can leave a stale reader behind (anyio), so they get a moment first.
+            # Replaced workers finish draining; the readers end at their workers' end of stream
+            # (cancelling them while a stream closes can leave a stale reader behind, in anyio).
+            with anyio.move_on_after(self._drain_timeout + self._policy.stop_timeout_s):
+                while self._drains:
+                    await anyio.sleep(0.01)
             with anyio.move_on_after(self._policy.stop_timeout_s):
                 while self._readers:
                     await anyio.sleep(0.01)
@@ -212,13 +218,16 @@ class WorkflowRunner:
             if outcome == "stopped" or self._stopping.is_set():
                 return
             if outcome == "replaced":
+                if self._closed is not None:  # retired: its last worker drains, none follows
+                    return
                 self.restarts += 1
                 continue
             delay = self._crashes.record(anyio.current_time())
             if delay is None:
                 await self._enter_fatal()
-                await self._stopping.wait()
-                return
+                if not await self._revived():
+                    return
+                continue
             self.state = WorkerState.BACKOFF
             with anyio.move_on_after(delay):
                 await self._stopping.wait()
@@ -226,6 +235,8 @@ class WorkflowRunner:
 
     async def _run_one_worker(self) -> str:
         self.state = WorkerState.STARTING
+        generation = self._generation  # the code this worker will load is at least this new
+        self._replace = anyio.Event()
         args = {"root": str(self._root), "workflow": self.name}
         try:
             worker = await self._pool.spawn("workflow", f"workflow:{self.name}", args)
@@ -257,6 +268,9 @@ class WorkflowRunner:
             )
             self.first_start.set()
             return "crashed"
+        if self._generation != generation:  # the code changed again while it started
+            await self._shut_down(worker)
+            return "replaced"
         self.worker = worker
         self.state = WorkerState.RUNNING
         self.first_start.set()
@@ -270,7 +284,6 @@ class WorkflowRunner:
         await self._resume_crashed()
         await self._start_waiting()
         await self._fill_slots()
-        self._replace = anyio.Event()
         async with anyio.create_task_group() as waiting:
 
             async def replaced() -> None:
@@ -289,6 +302,8 @@ class WorkflowRunner:
             await self._shut_down(worker)
             return "stopped"
         if self._replace.is_set():
+            assert self._group is not None
+            self._group.start_soon(self._drain, worker, self._drain_timeout)
             return "replaced"
         code = worker.exit_code
         self._record(
@@ -309,13 +324,43 @@ class WorkflowRunner:
             self._to_resume.append(run)
         return "crashed"
 
-    async def drain_and_respawn(self, timeout: float) -> None:
-        """New runs go to a fresh worker; the old one finishes its runs within `timeout`, then
-        those still going are recorded `interrupted`."""
-        old = self.worker
-        if old is None or not old.alive:
-            return
+    def drain_and_respawn(self, timeout: float) -> None:
+        """The workflow's code changed: new runs go to a fresh worker, and the current one
+        finishes its runs within `timeout`, then those still going are recorded `interrupted`.
+        A change while the fresh worker is starting replaces that one too: the code it loaded
+        may be older than the change. A FATAL workflow gets a fresh try."""
+        self._drain_timeout = timeout
+        self._generation += 1
         self._replace.set()
+
+    async def _revived(self) -> bool:
+        """FATAL until stopped (False) or its code changes (True: a clean crash history)."""
+        async with anyio.create_task_group() as waiting:
+
+            async def stopped() -> None:
+                await self._stopping.wait()
+                waiting.cancel_scope.cancel()
+
+            async def replaced() -> None:
+                await self._replace.wait()
+                waiting.cancel_scope.cancel()
+
+            waiting.start_soon(stopped)
+            waiting.start_soon(replaced)
+        if self._stopping.is_set() or self._closed is not None:
+            return False
+        self._crashes.clear()
+        log.info("workflow %s: its code changed; leaving FATAL", self.name)
+        return True
+
+    async def _drain(self, old: WorkerProcess, timeout: float) -> None:
+        self._drains += 1
+        try:
+            await self._drain_worker(old, timeout)
+        finally:
+            self._drains -= 1
+
+    async def _drain_worker(self, old: WorkerProcess, timeout: float) -> None:
         with anyio.move_on_after(timeout):
             while any(run.worker is old for run in self._active.values()):
                 await anyio.sleep(0.01)
@@ -345,7 +390,7 @@ class WorkflowRunner:
 
     async def retire(self, drain_timeout: float) -> None:
         """The workflow left nerve.yaml: its queued runs are dropped, its runs in flight may
-        finish within `drain_timeout` (then `interrupted`), and its worker stops."""
+        finish within `drain_timeout` (then `interrupted`), and its worker stops; none follows."""
         removed = "its workflow was removed from nerve.yaml"
         self._closed = removed  # no new run is admitted from now on
         for run in [*self._waiting, *self._admission.queue]:
@@ -353,8 +398,7 @@ class WorkflowRunner:
         self._waiting.clear()
         while self._admission.queue.claim() is not None:
             pass
-        await self.drain_and_respawn(drain_timeout)
-        self._stopping.set()
+        self.drain_and_respawn(drain_timeout)
 
     # -- the worker's messages -------------------------------------------------------------------
 

@@ -279,6 +279,12 @@ async def test_a_workflow_whose_worker_dies_on_every_start_stops_respawning(
         }
         kernel.trigger_sense("fine")
         await wait_until(lambda: recorder.of(LogType.SIGNAL, "fine"))
+        # Fixed, it leaves FATAL (as a reload of its code would ask) and runs again.
+        (root / "workflows/doomed/workflow.py").write_text(SLEEPER)
+        runner.drain_and_respawn(timeout=5.0)
+        await wait_until(lambda: runner.state is WorkerState.RUNNING)
+        fixed, _ = await kernel.trigger_workflow("doomed", "0")
+        await wait_until(lambda: final_status(root, fixed) is RunStatus.COMPLETED)
     assert recorder.of(LogType.WORKER_CRASH_LOOP)[0].payload["workflow"] == "doomed"
 
 
@@ -291,7 +297,7 @@ async def test_drain_interrupts_runs_that_outlive_the_timeout_and_new_runs_use_a
         old_pid = runner.worker.pid  # type: ignore[union-attr]
         long_run, _ = await kernel.trigger_workflow("slow", "30")
         short_run, _ = await kernel.trigger_workflow("slow", "0.2")
-        await runner.drain_and_respawn(timeout=1.0)
+        runner.drain_and_respawn(timeout=1.0)
         await wait_until(
             lambda: (
                 runner.worker is not None
@@ -299,6 +305,7 @@ async def test_drain_interrupts_runs_that_outlive_the_timeout_and_new_runs_use_a
                 and runner.state is WorkerState.RUNNING
             )
         )
+        await wait_until(lambda: final_status(root, long_run) is RunStatus.INTERRUPTED)
         after, status = await kernel.trigger_workflow("slow", "0.1")
         assert status is RunStatus.STARTED
         await wait_until(lambda: final_status(root, after) is RunStatus.COMPLETED)
@@ -375,3 +382,38 @@ async def test_a_run_triggered_while_its_worker_respawns_waits_for_the_new_worke
         assert second is RunStatus.DROPPED  # the one slot is the first run's
         await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED)
     assert final_status(root, second_id) is RunStatus.DROPPED
+
+
+SLOW_TO_LOAD = """
+import time
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+print("loading {version}", flush=True)
+time.sleep({load_s})
+
+def moderator(thread):
+    return "report" if thread[-1].role == START else END
+
+definition = WorkflowDefinition(moderator=moderator, roles={{"report": lambda ctx: "{version}"}})
+"""
+
+
+async def test_a_second_code_change_while_the_fresh_worker_loads_replaces_that_worker_too(
+    ws: Callable[..., Path],
+) -> None:
+    code = SLOW_TO_LOAD.format(version="1", load_s=0)
+    root = ws("workflows:\n  w: {}\n", {}, workflows={"w": code})
+    module = root / "workflows/w/workflow.py"
+    async with running(root) as (kernel, recorder):
+        runner = kernel.workflow_runners["w"]
+        module.write_text(SLOW_TO_LOAD.format(version="2", load_s=1.5))
+        runner.drain_and_respawn(timeout=5.0)
+        await wait_until(lambda: ("workflow:w", "loading 2") in recorder.output)
+        module.write_text(SLOW_TO_LOAD.format(version="3", load_s=0))  # while 2 is loading
+        runner.drain_and_respawn(timeout=5.0)
+        await wait_until(lambda: ("workflow:w", "loading 3") in recorder.output, timeout=30)
+        await wait_until(lambda: runner.state is WorkerState.RUNNING)
+        run_id, _ = await kernel.trigger_workflow("w")
+        await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED)
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        assert [m.content for m in store.messages(run_id)][-1] == "3"
