@@ -20,8 +20,15 @@ NAME_RULE = "lowercase letters, digits, '-' and '_', starting with a letter or d
 CONFIG_FILE = "nerve.yaml"
 
 
+# Names nerve writes its own rows under (`source` in logs.db): no sense, workflow or group may
+# take one, or its rows would pass for the kernel's.
+RESERVED_NAMES = frozenset({"kernel"})
+
+
 def check_name(name: object, kind: str = "name") -> Result[str, str]:
     """`name` if it is a valid sense, workflow or group name, else a message naming `kind`."""
+    if name in RESERVED_NAMES:
+        return err(f'invalid {kind} "{name}": the name is reserved for nerve\'s own log rows')
     if isinstance(name, str) and NAME_PATTERN.fullmatch(name):
         return ok(name)
     shown = f'"{name}"' if isinstance(name, str) else repr(name)

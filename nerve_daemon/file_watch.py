@@ -5,7 +5,9 @@ event loop through one memory object stream. The loop side waits for a quiet mom
 and hands the set of changed paths to `on_change`, so an editor that saves by writing a temp file
 and renaming it, or by truncating and writing, causes one reload, not several. Only what can
 change nerve's behaviour is reported: nerve.yaml and the files under senses/ and workflows/
-(compiled caches, editor swap and backup files are not).
+(compiled caches, editor swap and backup files are not). Only the workspace's own folder (not
+recursively) and senses/ and workflows/ (recursively) are watched: data/ changes with every
+commit and is never looked at.
 """
 
 from __future__ import annotations
@@ -48,13 +50,27 @@ def relevant(root: Path, path: Path) -> Path | None:
     return relative
 
 
+WATCHED_FOLDERS = ("senses", "workflows")
+
+
 class _Handler(FileSystemEventHandler):
-    def __init__(self, root: Path, deliver: Callable[[Path], None]) -> None:
+    def __init__(
+        self, root: Path, deliver: Callable[[Path], None], on_folder: Callable[[Path], None]
+    ) -> None:
         self._root = root
         self._deliver = deliver
+        self._on_folder = on_folder
+        self.seen = 0  # events watchdog reported: what watching costs
 
     def on_any_event(self, event: FileSystemEvent) -> None:
-        if event.is_directory or event.event_type in ("opened", "closed_no_write"):
+        self.seen += 1
+        if event.is_directory:
+            raw = getattr(event, "dest_path", "") or event.src_path
+            folder = Path(raw.decode() if isinstance(raw, bytes) else raw)
+            if folder.parent == self._root and folder.name in WATCHED_FOLDERS:
+                self._on_folder(folder)  # senses/ or workflows/ appeared: watch inside it
+            return
+        if event.event_type in ("opened", "closed_no_write"):
             return
         paths = [event.src_path, getattr(event, "dest_path", "")]
         for raw in paths:
@@ -75,6 +91,7 @@ class FileWatcher:
         self._root = root.resolve()
         self._on_change = on_change
         self._debounce = debounce
+        self.handler: _Handler | None = None
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         send, receive = anyio.create_memory_object_stream[Path](math.inf)
@@ -85,7 +102,20 @@ class FileWatcher:
                 anyio.from_thread.run_sync(send.send_nowait, path, token=token)
 
         observer = Observer()
-        observer.schedule(_Handler(self._root, deliver), str(self._root), recursive=True)
+        watched: set[Path] = set()
+
+        def watch(folder: Path) -> None:  # nerve.yaml's folder alone; senses/, workflows/ deep
+            if folder not in watched and folder.is_dir():
+                watched.add(folder)
+                observer.schedule(handler, str(folder), recursive=folder != self._root)
+
+        handler = _Handler(self._root, deliver, watch)
+        self.handler = handler
+        # Not the whole workspace: data/ changes on every commit, and would wake the watcher
+        # for nothing each time.
+        watch(self._root)
+        for name in WATCHED_FOLDERS:
+            watch(self._root / name)
         observer.start()
         try:
             task_status.started()

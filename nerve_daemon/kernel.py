@@ -131,6 +131,7 @@ class Kernel:
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until `stop()`; `task_status.started()` (and `ready`) once every part is up."""
         self._started_at = time.monotonic()
+        _private_dir(self.workspace.data_dir)
         try:
             pool = WorkerPool(self.options.on_output, self.options.group_policy, self._record)
             async with pool:
@@ -581,6 +582,14 @@ class _Tracked:
         self.scope.cancel()
         with anyio.CancelScope(shield=True):
             await self.done.wait()
+
+
+def _private_dir(path: Path) -> None:
+    """`path` exists and only its owner may read it: what nerve keeps (logs, runs, what senses
+    return) is nobody else's."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
 
 
 @functools.cache

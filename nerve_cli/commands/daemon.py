@@ -221,15 +221,24 @@ def _health(workspace: Workspace) -> HealthResponse:
 
 
 def _pid_from_file(workspace: Workspace) -> int | None:
-    """The pid in nerve.pid if that process still runs a nerve daemon (not a reused pid)."""
+    """The pid in nerve.pid if that process still runs this workspace's nerve daemon (not a
+    reused pid, and not another workspace's daemon that got the pid since)."""
+    from pathlib import Path
+
     import psutil
 
     try:
         pid = int(workspace.pid_path.read_text().strip())
-        command = " ".join(psutil.Process(pid).cmdline())
+        command = psutil.Process(pid).cmdline()
     except (OSError, ValueError, psutil.Error):
         return None
-    return pid if "nerve_daemon.daemon_main" in command else None
+    if "nerve_daemon.daemon_main" not in command or not command:
+        return None
+    try:
+        same = Path(command[-1]).resolve() == workspace.root.resolve()
+    except OSError:
+        return None
+    return pid if same else None
 
 
 def _alive(pid: int) -> bool:

@@ -196,6 +196,36 @@ def test_names_outside_the_pattern_are_errors(text: str, path: str) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "path"),
+    [
+        ("senses:\n  kernel: {}\n", "nerve.yaml:2: senses.kernel: invalid name"),
+        ("workflows:\n  kernel: {}\n", "nerve.yaml:2: workflows.kernel: invalid name"),
+    ],
+)
+def test_a_sense_or_workflow_named_like_the_kernels_own_rows_is_refused(
+    text: str, path: str
+) -> None:
+    [error] = parse_errors(text)
+    assert error.startswith(path)
+    assert "reserved" in error
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("max_rounds: 1000001\n", "nerve.yaml:1: max_rounds:"),
+        ("workflows:\n  w:\n    concurrency: 10001\n", "nerve.yaml:3: workflows.w.concurrency:"),
+        ("senses:\n  a:\n    timeout: 99999999999d\n", "nerve.yaml:3: senses.a.timeout:"),
+    ],
+)
+def test_numbers_past_their_bounds_are_errors_located_in_nerve_yaml(
+    text: str, expected: str
+) -> None:
+    [error] = parse_errors(text)
+    assert error.startswith(expected), error
+
+
+@pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("workflows:\n  w:\n    concurrency: 0\n", "nerve.yaml:3: workflows.w.concurrency:"),

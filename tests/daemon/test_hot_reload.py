@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from nerve_core import LogType, RunStatus, WorkerState, parse_nerve_config
-from nerve_daemon.file_watch import relevant
+from nerve_daemon.file_watch import FileWatcher, relevant
 from nerve_daemon.kernel import Kernel
 from nerve_store import LogStore
 
@@ -318,3 +318,36 @@ async def test_a_reload_changing_one_workflow_limit_loses_no_trigger_tick_or_out
     ]
     gaps = [later - earlier for earlier, later in itertools.pairwise(tick_times)]
     assert max(gaps) < 1.0, gaps  # the slow compute's 2 s never held the other senses' ticks
+
+
+async def test_the_watcher_never_looks_at_data_and_sees_a_senses_folder_made_after_it_started(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "ws"
+    (root / "data").mkdir(parents=True)
+    (root / "nerve.yaml").write_text("senses: {}\n")
+    changes: list[set[Path]] = []
+
+    async def changed(paths: set[Path]) -> None:
+        changes.append(paths)
+
+    watcher = FileWatcher(root, changed, debounce=0.1)
+    async with anyio.create_task_group() as group:
+        await group.start(watcher.run)
+        for n in range(100):  # what every commit does to logs.db
+            (root / "data" / "logs.db-wal").write_bytes(b"x" * n)
+        (root / "senses" / "a").mkdir(parents=True)  # a folder the watcher did not know
+
+        def seen() -> bool:
+            return any(Path("senses/a/compute.py") in c for c in changes)
+
+        for _ in range(10):  # saved again until seen: watching the new folder begins on a thread
+            (root / "senses/a/compute.py").write_text("def compute(ctx):\n    return 1\n")
+            with anyio.move_on_after(2):
+                await wait_until(seen)
+            if seen():
+                break
+        assert seen()
+        group.cancel_scope.cancel()
+    assert watcher.handler is not None
+    assert watcher.handler.seen < 50  # data/ was never watched: 100 writes, a few events

@@ -112,6 +112,22 @@ def test_a_daemon_killed_with_sigkill_never_blocks_the_next_start(root: Path) ->
     assert run_nerve("stop", cwd=root).code == 0
 
 
+def test_stop_never_signals_another_workspaces_daemon_named_by_a_stale_pid_file(
+    root: Path, tmp_path: Path
+) -> None:
+    assert run_nerve("start", cwd=root).code == 0
+    other = build_workspace(
+        tmp_path / "other", "senses:\n  b: {}\n", {"b": "def compute(ctx):\n    return 1\n"}
+    )
+    (other / "nerve.pid").write_text(f"{daemon_pid(root)}\n")  # left by a daemon long gone
+    stopped = run_nerve("stop", cwd=other)
+    assert stopped.code == 0
+    assert "not running" in stopped.out
+    assert running(daemon_pid(root))  # the other workspace's daemon was left alone
+    assert run_nerve("status", cwd=root).code == 0
+    assert run_nerve("stop", cwd=root).code == 0
+
+
 def test_a_bad_config_fails_the_start_with_the_located_error(root: Path) -> None:
     (root / "nerve.yaml").write_text("senses:\n  a:\n    throttle: soon\n")
     result = run_nerve("start", cwd=root)

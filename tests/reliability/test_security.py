@@ -90,6 +90,7 @@ def test_the_socket_is_private_from_creation_and_another_uid_is_refused(
             time.sleep(0.0005)
     assert start.wait() == 0
     assert modes == {0o600}
+    assert stat.S_IMODE((root / "data").stat().st_mode) == 0o700  # what nerve keeps is private
     if os.geteuid() != 0:  # another uid cannot be simulated without root
         figure("socket mode from creation", "0600 at first sight; another uid not simulated")
         return
