@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -36,9 +38,47 @@ _STYLES = {
 _QUIET = {LogType.KERNEL_START, LogType.KERNEL_STOP}
 
 
+class _Printer:
+    """Lines printed by a thread of their own, so the kernel's loop never waits on the
+    terminal (a paused terminal, a slow pipe). At most `limit` lines wait; past that they are
+    dropped, and how many is said once printing can go on."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._lines: queue.Queue[str | None] = queue.Queue(maxsize=limit)
+        self.dropped = 0
+        self._thread = threading.Thread(target=self._run, name="nerve-live-view", daemon=True)
+        self._thread.start()
+
+    def put(self, line: str) -> None:
+        try:
+            self._lines.put_nowait(line)
+        except queue.Full:
+            self.dropped += 1
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Print what waits (for up to `timeout`), then stop the thread."""
+        try:
+            self._lines.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        shown = 0
+        while (line := self._lines.get()) is not None:
+            if self.dropped > shown:
+                console().print(f"({self.dropped - shown} lines not shown: output fell behind)")
+                shown = self.dropped
+            console().print(line)
+
+
 class LiveView:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
+        self._printer = _Printer()
+
+    def close(self) -> None:
+        self._printer.close()
 
     def starting(self, config: NerveConfig) -> None:
         senses = counted(len(config.senses), "sense")
@@ -50,7 +90,7 @@ class LiveView:
     def ready(self, kernel: Kernel) -> None:
         ours = [worker for worker in kernel.health().workers if worker.kind != "fork-server"]
         running = sum(1 for worker in ours if worker.state == "RUNNING")
-        console().print(f"ready: {running} of {len(ours)} workers running", style="dim")
+        self._printer.put(f"[dim]ready: {running} of {len(ours)} workers running[/]")
 
     def row(self, row: LogRow) -> None:
         if row.type in _QUIET:
@@ -58,7 +98,7 @@ class LiveView:
         when = datetime.fromtimestamp((row.ts or 0) / 1000).strftime("%H:%M:%S")
         style = _STYLES.get(row.type, "")
         detail = escape(_describe(row))
-        console().print(f"{when} [{style}]{row.type:<17}[/] {escape(row.source):<16} {detail}")
+        self._printer.put(f"{when} [{style}]{row.type:<17}[/] {escape(row.source):<16} {detail}")
 
     def stopped(self) -> None:
         console().print("stopped", style="dim")

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import anyio
 
-from nerve_core import Workspace, load_nerve_config
+from nerve_core import NerveConfig, Workspace, load_nerve_config
 from nerve_core.errors import NerveError
 
-from .service import serve, setup_daemon_log, workspace_lock
+from .service import daemon_log, serve, workspace_lock
 
 log = logging.getLogger("nerve")
 
@@ -60,28 +60,32 @@ def main(root: Path) -> int:
     workspace = Workspace(root.absolute())
     try:
         config = load_nerve_config(workspace.config_path)
-        with workspace_lock(workspace):
-            setup_daemon_log(workspace)
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, 1)
-            os.dup2(devnull, 2)
-            sys.stdout = _LogWriter(logging.INFO)
-            sys.stderr = _LogWriter(logging.ERROR)
-            workspace.pid_path.write_text(f"{os.getpid()}\n")
-            log.info("daemon starting: pid %s, workspace %s", os.getpid(), workspace.root)
-            try:
-                anyio.run(serve, config, workspace)
-            finally:
-                workspace.pid_path.unlink(missing_ok=True)
-                log.info("daemon stopped")
-    except NerveError as exc:
+        with workspace_lock(workspace), daemon_log(workspace):
+            return _run(config, workspace)
+    except NerveError as exc:  # before the log was set up: the starting command reads stderr
         print(f"nerve daemon: {exc}", file=sys.stderr, flush=True)
-        log.error("%s", exc)
         return 1
-    except BaseExceptionGroup as group:
-        print(f"nerve daemon: {group!r}", file=sys.stderr, flush=True)
+
+
+def _run(config: NerveConfig, workspace: Workspace) -> int:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    sys.stdout = _LogWriter(logging.INFO)
+    sys.stderr = _LogWriter(logging.ERROR)
+    workspace.pid_path.write_text(f"{os.getpid()}\n")
+    log.info("daemon starting: pid %s, workspace %s", os.getpid(), workspace.root)
+    try:
+        anyio.run(serve, config, workspace)
+    except NerveError as exc:
+        log.error("nerve daemon: %s", exc)
+        return 1
+    except BaseExceptionGroup:
         log.exception("the daemon failed")
         return 1
+    finally:
+        workspace.pid_path.unlink(missing_ok=True)
+        log.info("daemon stopped")
     return 0
 
 

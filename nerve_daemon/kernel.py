@@ -218,12 +218,17 @@ class Kernel:
             task_status.started()
             await self._stop.wait()
             log.info("stopping: letting computes in flight finish")
-            await self._stop_scheduler()
+            # One deadline for the whole stop, not one per part: twenty parts must not make a
+            # stop twenty times as long as `stop_timeout_s`.
+            deadline = anyio.current_time() + self.options.stop_timeout_s
+            if self._scheduler is not None:
+                self._scheduler.close()
+                await self._tracked.pop("scheduler").finish(_left(deadline))
             for group in self.groups.values():
                 await group.stop()
             await workflows.stop()
             for tracked in self._tracked.values():
-                await tracked.finish(self.options.stop_timeout_s)
+                await tracked.finish(_left(deadline))
             parts.cancel_scope.cancel()
         self._record(LogRow(KERNEL_SOURCE, LogType.KERNEL_STOP, {"pid": os.getpid()}))
 
@@ -260,13 +265,6 @@ class Kernel:
         for source, subscribers in scheduler.subscriptions().items():
             for sense in subscribers:
                 self._bus.subscribe(source, _on_signal(scheduler, sense))
-
-    async def _stop_scheduler(self) -> None:
-        """Stop starting computes; wait for those in flight (bounded)."""
-        if self._scheduler is None:
-            return
-        self._scheduler.close()
-        await self._tracked.pop("scheduler").finish(self.options.stop_timeout_s)
 
     async def apply_config(self, config: NerveConfig) -> ConfigDiff:
         """Apply a reloaded nerve.yaml as a diff, in place: the scheduler keeps running (senses
@@ -582,6 +580,10 @@ class _Tracked:
         self.scope.cancel()
         with anyio.CancelScope(shield=True):
             await self.done.wait()
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - anyio.current_time())
 
 
 def _private_dir(path: Path) -> None:

@@ -10,6 +10,7 @@ import fcntl
 import logging
 import logging.handlers
 import os
+import queue
 import signal
 from collections.abc import Callable, Iterator
 
@@ -51,17 +52,30 @@ def workspace_lock(workspace: Workspace) -> Iterator[None]:
         os.close(fd)
 
 
-def setup_daemon_log(workspace: Workspace, level: int = logging.INFO) -> logging.Handler:
-    """Send the `nerve` logger (kernel events and worker output) to logs/nerve.log, rotated."""
+@contextlib.contextmanager
+def daemon_log(workspace: Workspace, level: int = logging.INFO) -> Iterator[logging.Handler]:
+    """Send the `nerve` logger (kernel events and worker output) to logs/nerve.log, rotated, for
+    as long as the block runs. Records are written by a thread of their own: a log call on the
+    kernel's loop only queues its record, so a slow or stalled disk never stalls the loop. What
+    is queued is written before the block ends."""
     workspace.log_file.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.handlers.RotatingFileHandler(
+    file_handler = logging.handlers.RotatingFileHandler(
         workspace.log_file, maxBytes=LOG_MAX_BYTES, backupCount=LOG_BACKUPS, encoding="utf-8"
     )
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    handler = logging.handlers.QueueHandler(records)
+    listener = logging.handlers.QueueListener(records, file_handler)
     logger = logging.getLogger("nerve")
+    listener.start()
     logger.addHandler(handler)
     logger.setLevel(level)
-    return handler
+    try:
+        yield file_handler
+    finally:
+        logger.removeHandler(handler)
+        listener.stop()
+        file_handler.close()
 
 
 async def serve(

@@ -17,7 +17,7 @@ def dev(root: RootOption = None) -> None:
     import anyio
 
     from nerve_core import load_nerve_config
-    from nerve_daemon.service import serve, setup_daemon_log, workspace_lock
+    from nerve_daemon.service import daemon_log, serve, workspace_lock
 
     from ..live import LiveView
     from ..workspace import find_workspace
@@ -25,8 +25,10 @@ def dev(root: RootOption = None) -> None:
     workspace = find_workspace(workspace_root(root))
     config = load_nerve_config(workspace.config_path)
     view = LiveView(workspace)
-    with workspace_lock(workspace):
-        setup_daemon_log(workspace)
+    with workspace_lock(workspace), daemon_log(workspace):
         view.starting(config)
-        anyio.run(serve, config, workspace, view.row, view.ready)
+        try:
+            anyio.run(serve, config, workspace, view.row, view.ready)
+        finally:
+            view.close()
     view.stopped()

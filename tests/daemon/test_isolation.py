@@ -12,7 +12,8 @@ import anyio
 import psutil
 import pytest
 
-from nerve_core import LogType, WorkerState
+from nerve_core import LogType, WorkerState, parse_nerve_config
+from nerve_daemon.kernel import Kernel, KernelOptions
 from nerve_daemon.sense_group import GroupPolicy, OutcomeKind
 
 from .conftest import running, wait_until
@@ -292,3 +293,30 @@ def test_the_first_exit_in_a_window_respawns_at_once_then_backoff_grows_until_a_
     assert history.record(4) is None  # the fifth within 60 s
     fresh = CrashHistory(GroupPolicy(crash_limit=5, crash_window_s=60))
     assert [fresh.record(t) for t in (0, 100, 200)] == [0.0, 0.0, 0.0]  # far apart: never a loop
+
+
+async def test_a_stop_waits_one_shared_deadline_not_one_per_part(ws: Callable[..., Path]) -> None:
+    """Four groups each stuck in a long compute: the stop is bounded by stop_timeout_s once,
+    not four times over."""
+    stuck = "import time\n\ndef compute(ctx):\n    print('stuck', flush=True)\n    time.sleep(60)\n"
+    names = ["a", "b", "c", "d"]
+    config = "senses:\n" + "".join(f"  {n}: {{group: {n}, timeout: 120s}}\n" for n in names)
+    root = ws(config, dict.fromkeys(names, stuck))
+    printed: list[str] = []
+    options = KernelOptions(
+        group_policy=GroupPolicy(stop_timeout_s=2.0),
+        stop_timeout_s=2.0,
+        on_output=lambda _, line: printed.append(line),
+    )
+    kernel = Kernel(parse_nerve_config((root / "nerve.yaml").read_text()).value, root, options)
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        for name in names:
+            kernel.trigger_sense(name)
+        await wait_until(lambda: printed.count("stuck") == len(names))
+        began = anyio.current_time()
+        kernel.stop()
+        with anyio.fail_after(60):
+            await kernel.stopped.wait()
+        took = anyio.current_time() - began
+    assert took < 2.0 * 2.5, took  # one deadline (and the kill after it), not 4 × 2 s
