@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from ._fields import MAX_REQUEST_ID, Name, Rounds
+from ._fields import MAX_REQUEST_ID, MAX_ROUNDS, Name, Rounds
 from ._result import Result, err, ok
 from .workflow import RunStatus
 
@@ -176,6 +176,7 @@ class HealthResponse(OkResponse):
     uptime_s: float
     version: StrictStr
     senses: StrictInt
+    sense_names: list[StrictStr] = Field(default_factory=list)  # as nerve.yaml declares them
     workers: list[WorkerInfo]
     store_error: StrictStr | None = None  # why logs.db cannot be written now, if it cannot
 
@@ -227,6 +228,33 @@ def parse_daemon_ipc_request(line: bytes | str) -> Result[DaemonRequest, IpcErro
         return ok(_requests().validate_python(data))
     except ValidationError as exc:
         return err(IpcError(IpcErrorCode.BAD_REQUEST, _describe(exc), request_id))
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerPayload:
+    """A trigger's `--payload` taken apart: the prompt and round cap it carries, and the rest."""
+
+    prompt: str | None
+    max_rounds: int | None
+    rest: Any
+
+
+def split_trigger_payload(payload: Any) -> Result[TriggerPayload, str]:
+    """`{"prompt": "…", "maxRounds": 50, …}` as the seed's `--payload` form passes them: the
+    prompt (a string) and the round cap (1 to 1,000,000) come out, the other fields stay the
+    run's payload (None when nothing is left). Anything but an object is the payload whole."""
+    if not isinstance(payload, dict):
+        return ok(TriggerPayload(None, None, payload))
+    prompt = payload.get("prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        return err(f'"prompt" must be a string, got {type(prompt).__name__}')
+    rounds = payload.get("maxRounds")
+    if rounds is not None and (
+        isinstance(rounds, bool) or not isinstance(rounds, int) or not 1 <= rounds <= MAX_ROUNDS
+    ):
+        return err(f'"maxRounds" must be a whole number from 1 to {MAX_ROUNDS}, got {rounds!r}')
+    rest = {key: value for key, value in payload.items() if key not in ("prompt", "maxRounds")}
+    return ok(TriggerPayload(prompt, rounds, rest or None))
 
 
 def _echoable(request_id: object) -> bool:

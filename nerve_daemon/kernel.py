@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
 from anyio.abc import TaskGroup, TaskStatus
 
 from nerve_core import (
@@ -439,6 +440,7 @@ class Kernel:
             uptime_s=round(time.monotonic() - self._started_at, 3),
             version=_version(),
             senses=len(self.config.senses),
+            sense_names=list(self.config.senses),
             workers=workers,
             store_error=self.store_problem(),
         )
@@ -519,7 +521,8 @@ class Kernel:
         assert self._writer is not None
         self._writer.post(AppendLogs([row]))
         if row.type in _LIFECYCLE:  # the text log tells the daemon's story too
-            log.info("%s %s %s", row.type, row.source, row.payload)
+            fields = orjson.dumps(row.payload, default=str).decode()
+            log.info("%s %s %s", row.type, row.source, fields)  # JSON, as `nerve logs` shows
         self._observe(row)
 
     def _observe(self, row: LogRow) -> None:

@@ -84,6 +84,8 @@ def status(root: RootOption = None, as_json: JsonOption = False) -> None:
         f"nerve {health.version} running in {workspace.root}: pid {health.pid}, "
         f"up {health.uptime_s:.0f}s, {counted(health.senses, 'sense')}"
     )
+    if health.sense_names:
+        say(f"senses: {', '.join(health.sense_names)}")
     print_table(
         None,
         ["worker", "kind", "state", "pid", "restarts"],

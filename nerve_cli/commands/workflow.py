@@ -90,14 +90,21 @@ def trigger(
     ] = None,
     max_rounds: Annotated[
         int | None,
-        typer.Option("--max-rounds", min=1, help="Cap on role turns.", show_default=False),
+        typer.Option(
+            "--max-rounds", min=1, max=1_000_000, help="Cap on role turns.", show_default=False
+        ),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a run of a workflow (the daemon must be running)."""
     import orjson
 
-    from nerve_core import TriggerWorkflowRequest, TriggerWorkflowResponse, require_name
+    from nerve_core import (
+        TriggerWorkflowRequest,
+        TriggerWorkflowResponse,
+        require_name,
+        split_trigger_payload,
+    )
 
     from ..client import request
     from ..output import print_json, say
@@ -108,9 +115,16 @@ def trigger(
         data = None if payload is None else orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise typer.BadParameter(f"not valid JSON: {exc}", param_hint="--payload") from None
+    split = split_trigger_payload(data)
+    if not split.ok:
+        raise typer.BadParameter(split.error, param_hint="--payload")
+    # The payload may carry the prompt and the round cap; the options win over it.
     workspace = find_workspace(workspace_root(root))
     message = TriggerWorkflowRequest(
-        workflow=name, prompt=prompt, max_rounds=max_rounds, payload=data
+        workflow=name,
+        prompt=prompt or split.value.prompt or "",
+        max_rounds=max_rounds if max_rounds is not None else split.value.max_rounds,
+        payload=split.value.rest,
     )
     response = request(workspace, message, TriggerWorkflowResponse)
     if as_json:

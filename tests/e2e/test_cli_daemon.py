@@ -84,3 +84,62 @@ def test_status_trigger_list_and_cancel_against_a_running_daemon(short_root: Pat
         dev.communicate(timeout=30)
     assert dev.returncode == 0
     assert not (short_root / "nerve.sock").exists()
+
+
+def test_the_payload_form_of_a_trigger_passes_the_prompt_and_round_cap_and_status_names_senses(
+    short_root: Path,
+) -> None:
+    """The seed's form: `--payload '{"prompt": …, "maxRounds": …}'`; the options win over it,
+    the other fields stay the run's payload."""
+    from nerve_store import LogStore
+
+    dev = start_dev(short_root)
+    try:
+        read_until(dev, "ready:")
+        status = run_nerve("status", cwd=short_root)
+        assert "senses: a" in status.out
+        payload = '{"prompt": "0.1", "maxRounds": 50, "ticket": 7}'
+        first = json.loads(
+            run_nerve(
+                "workflow", "trigger", "slow", "--payload", payload, "--json", cwd=short_root
+            ).out
+        )
+        read_until(dev, f"run {first['runId']} completed")
+        second = json.loads(
+            run_nerve(
+                "workflow",
+                "trigger",
+                "slow",
+                "--payload",
+                payload,
+                "--prompt",
+                "0",
+                "--max-rounds",
+                "3",
+                "--json",
+                cwd=short_root,
+            ).out
+        )
+        read_until(dev, f"run {second['runId']} completed")
+        for bad in (
+            '{"maxRounds": 0}',
+            '{"maxRounds": 1.5}',
+            '{"prompt": 7}',
+            '{"maxRounds": 9223372036854775808}',
+        ):
+            refused = run_nerve("workflow", "trigger", "slow", "--payload", bad, cwd=short_root)
+            assert refused.code == 2, bad
+            assert "--payload" in refused.err
+            assert "Traceback" not in refused.err
+    finally:
+        dev.send_signal(signal.SIGINT)
+        dev.communicate(timeout=30)
+    with LogStore.open_readonly(short_root / "data/logs.db") as store:
+        one, two = store.run(first["runId"]), store.run(second["runId"])
+    assert one is not None
+    assert two is not None
+    assert (one.prompt, one.max_rounds, one.payload) == ("0.1", 50, {"ticket": 7})
+    assert (two.prompt, two.max_rounds, two.payload) == ("0", 3, {"ticket": 7})
+    log_text = (short_root / "logs/nerve.log").read_text()
+    assert 'kernel.start kernel {"pid":' in log_text  # structured fields as JSON, not reprs
+    assert "{'pid'" not in log_text
