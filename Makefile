@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types unit bench bench-quick clean
+.PHONY: run test lint types unit faults soak bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,15 @@ unit: $(STAMP)
 	$(BIN)/pytest -n 2
 
 test: lint types unit
+
+# The fault-injection suite at full counts (thousands of fuzzed lines, 1,000 acknowledged runs
+# through daemon kills, 50 worker kills, ...), and the soak alone at its full minute. `make test`
+# runs each of them short, with the same assertions.
+faults: $(STAMP)
+	NERVE_FULL=1 $(BIN)/pytest -n 2 tests/reliability
+
+soak: $(STAMP)
+	NERVE_FULL=1 $(BIN)/pytest tests/reliability/test_soak.py
 
 # Benchmarks, each against its baseline in the same run; the table goes to BENCHMARKS.md and the
 # figures to bench/results/<timestamp>.json. `make bench` takes under 10 minutes, bench-quick 2.

@@ -27,7 +27,7 @@ RESERVED_NAMES = frozenset({"kernel"})
 
 def check_name(name: object, kind: str = "name") -> Result[str, str]:
     """`name` if it is a valid sense, workflow or group name, else a message naming `kind`."""
-    if name in RESERVED_NAMES:
+    if isinstance(name, str) and name in RESERVED_NAMES:
         return err(f'invalid {kind} "{name}": the name is reserved for nerve\'s own log rows')
     if isinstance(name, str) and NAME_PATTERN.fullmatch(name):
         return ok(name)

@@ -23,6 +23,7 @@ from nerve_core import (
 
 from ..cli.conftest import run_nerve
 from ..daemon.conftest import running, wait_until
+from ..scale import scaled
 from ..strategies import json_values
 from .conftest import ECHO, RETURN_ONE, Figure, daemon_workspace
 
@@ -83,7 +84,7 @@ lines = st.one_of(
 def test_the_request_parser_answers_every_line_without_raising(figure: Figure) -> None:
     tried = 0
 
-    @fuzz(2_000)
+    @fuzz(scaled(500, 2_000))
     @given(lines)
     def check(line: bytes) -> None:
         nonlocal tried
@@ -98,7 +99,7 @@ def test_the_request_parser_answers_every_line_without_raising(figure: Figure) -
 def test_the_config_parser_never_raises_and_locates_every_error(figure: Figure) -> None:
     texts, structured, located = 0, 0, 0
 
-    @fuzz(1_000)
+    @fuzz(scaled(300, 1_000))
     @given(st.text(max_size=300))
     def any_text(text: str) -> None:
         nonlocal texts
@@ -107,7 +108,7 @@ def test_the_config_parser_never_raises_and_locates_every_error(figure: Figure) 
         if not parsed.ok:
             assert all(str(issue).startswith("nerve.yaml") for issue in parsed.error)
 
-    @fuzz(1_000)
+    @fuzz(scaled(300, 1_000))
     @given(
         st.fixed_dictionaries(
             {},
@@ -154,7 +155,7 @@ def test_the_live_socket_answers_thousands_of_fuzzed_lines_and_lives(
     sent, refused, accepted = 0, 0, 0
     codes: set[str] = set()
 
-    @fuzz(150)
+    @fuzz(scaled(60, 150))
     @given(st.lists(lines, min_size=10, max_size=40))
     def check(batch: list[bytes]) -> None:
         nonlocal sent, refused, accepted

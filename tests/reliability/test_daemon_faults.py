@@ -17,12 +17,13 @@ import pytest
 from nerve_core import RunStatus
 
 from ..cli.conftest import run_nerve
+from ..scale import scaled
 from .conftest import ECHO, RETURN_ONE, Figure, daemon_workspace, kill_daemon, ms, query, wait_for
 
 pytestmark = pytest.mark.slow
 
-REQUESTS = 1_000
-KILLS = 3
+REQUESTS = scaled(400, 1_000)
+KILLS = scaled(2, 3)
 CONFIG = """
 senses:
   tick: {}

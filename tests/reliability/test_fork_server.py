@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from ..cli.conftest import run_nerve
+from ..scale import scaled
 from .conftest import ECHO, Figure, daemon_workspace, query, wait_for
 
 pytestmark = pytest.mark.slow
@@ -45,7 +46,7 @@ def signals(root: Path) -> int:
     return int(count)
 
 
-@pytest.mark.parametrize("kills", [1, 3])
+@pytest.mark.parametrize("kills", [scaled(2, 3)])
 def test_a_killed_fork_server_is_replaced_with_its_workers_and_sensing_goes_on(
     kills: int, figure: Figure
 ) -> None:

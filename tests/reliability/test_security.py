@@ -17,12 +17,14 @@ import psutil
 import pytest
 
 from ..cli.conftest import NERVE, run_nerve
+from ..scale import scaled
 from ..store.test_sense_db import WRITE_ATTEMPTS
 from .conftest import ECHO, Figure, daemon_workspace, query, wait_for
 
 pytestmark = pytest.mark.slow
 
 NOBODY = 65534
+STARTS = scaled(10, 20)
 SAMPLES = """
 from sqlalchemy import text
 
@@ -112,7 +114,7 @@ def log_text(root: Path) -> str:
     return (root / "logs/nerve.log").read_text()
 
 
-def test_twenty_simultaneous_starts_make_exactly_one_daemon(root: Path, figure: Figure) -> None:
+def test_simultaneous_starts_make_exactly_one_daemon(root: Path, figure: Figure) -> None:
     starts = [
         subprocess.Popen(
             [str(NERVE), "start", "--root", str(root)],
@@ -121,7 +123,7 @@ def test_twenty_simultaneous_starts_make_exactly_one_daemon(root: Path, figure: 
             env={**os.environ, "NO_COLOR": "1"},
             text=True,
         )
-        for _ in range(20)
+        for _ in range(STARTS)
     ]
     results = [(p.wait(timeout=90), p.communicate()) for p in starts]
     assert sum(1 for code, _ in results if code == 0) == 1
@@ -137,7 +139,10 @@ def test_twenty_simultaneous_starts_make_exactly_one_daemon(root: Path, figure: 
     assert len(daemons) == 1
     assert int((root / "nerve.pid").read_text()) == daemons[0].pid
     assert run_nerve("stop", cwd=root).code == 0
-    figure("20 `nerve start` at once", "exactly 1 daemon; the 19 others refused, saying why")
+    figure(
+        f"{STARTS} `nerve start` at once",
+        f"exactly 1 daemon; the {STARTS - 1} others refused, saying why",
+    )
 
 
 ESCAPES = ["../../etc/passwd", "/etc/passwd", "samples/../../x"]

@@ -17,12 +17,13 @@ import psutil
 import pytest
 
 from ..cli.conftest import run_nerve
+from ..scale import scaled
 from .conftest import ECHO, Figure, daemon_workspace
 
 pytestmark = pytest.mark.slow
 
 SENSES, GROUPS = 50, 5
-SOAK_S = float(os.environ.get("NERVE_SOAK_SECONDS", "60"))
+SOAK_S = float(os.environ.get("NERVE_SOAK_SECONDS", scaled(30, 60)))
 WARM_UP_S = SOAK_S / 4
 
 

@@ -16,6 +16,7 @@ from nerve_daemon.sense_group import GroupPolicy, OutcomeKind
 from nerve_store import LogStore
 
 from ..daemon.conftest import TWO_STEPS, running, wait_until
+from ..scale import scaled
 from .conftest import Figure, ms
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
@@ -48,7 +49,7 @@ async def test_a_sense_worker_killed_50_times_mid_compute_loses_nothing_queued(
         "senses:\n" + "".join(f"  {name}: {{group: g}}\n" for name in names),
         {name: BUSY.format(name=name) for name in names},
     )
-    kills, respawns = 50, []
+    kills, respawns = scaled(20, 50), []
     async with running(root, KEEP_RESPAWNING) as (kernel, recorder):
         group = kernel.groups["g"]
         for _ in range(kills):
@@ -105,7 +106,7 @@ async def test_a_workflow_worker_killed_20_times_mid_role_completes_every_run(
     root = ws(
         "workflows:\n  steps: {concurrency: 2, overflow: queue}\n", {}, workflows={"steps": STEPS}
     )
-    kills, per_kill, all_runs = 20, 2, []
+    kills, per_kill, all_runs = scaled(10, 20), 2, []
     async with running(root, KEEP_RESPAWNING) as (kernel, recorder):
         runner = kernel.workflow_runners["steps"]
         for _ in range(kills):
