@@ -54,7 +54,7 @@ def fresh_uss() -> float:
         [
             sys.executable,
             "-c",
-            "import orjson, sqlalchemy, anyio, psutil, nerve_store, nerve_daemon.sense_worker, sys; sys.stdin.read()",
+            "import orjson, sqlalchemy, anyio, psutil, nerve_store, nerve_daemon.senses.worker, sys; sys.stdin.read()",
         ],
         stdin=subprocess.PIPE,
     )

@@ -81,7 +81,7 @@ def _child(spec_text: str) -> None:
 
     from nerve_core import Workspace
     from nerve_core.errors import NerveError
-    from nerve_daemon.user_modules import load_sense_compute, load_workflow_definition
+    from nerve_daemon.supervise.user_modules import load_sense_compute, load_workflow_definition
 
     spec = json.loads(spec_text)
     workspace = Workspace(Path(spec["root"]))

@@ -1,6 +1,13 @@
-"""nerve_daemon: the kernel and the processes it supervises.
+"""nerve_daemon: the kernel and the processes it supervises, in rooms that depend downward.
 
-So far: loading user modules (a sense's `compute.py`, a workflow's `workflow.py`) with errors that
-name the file and line. The kernel, worker pool, signal bus, reflex scheduler, workflow manager,
-file watcher and IPC server land here next (see DESIGN.md, "Processes and protocols").
+    kernel.py        the composition root: builds the parts, starts and stops them; no logic
+    service.py       the kernel as a workspace's service (lock, text log, signals)
+    daemon_main.py   the background daemon's process
+    control/         the socket, the file watcher, config diffs, the daily archive
+    senses/          the scheduler, sense groups, outcomes, the signal bus
+    workflows/       the workflow manager and runners, admission, the workflow worker
+    supervise/       the worker pool and fork server, supervision policy, resource limits
+    containment.py   the wall that keeps an unexpected error inside one request or run
+
+kernel → control → workflows, senses → supervise → nerve_store → nerve_core.
 """

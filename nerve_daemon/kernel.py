@@ -19,13 +19,11 @@ Embedding::
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +41,6 @@ from nerve_core import (
     SenseLog,
     Signal,
     TriggerKind,
-    WorkerInfo,
-    WorkerState,
     WorkflowDirective,
     Workspace,
     load_nerve_config,
@@ -53,18 +49,21 @@ from nerve_core._workspace import CONFIG_FILE
 from nerve_core.errors import NerveError, StoreUnavailable
 from nerve_store import AppendLogs, LogReader, LogRow, LogStore, LogWriter, Stall, now_ms
 
-from .archive_schedule import ArchiveSchedule
-from .config_diff import ConfigDiff, diff_configs
+from . import state
 from .containment import contained
-from .daemon_ipc import DaemonIpcServer
-from .file_watch import FileWatcher
-from .reflex_scheduler import Clock, Decision, ReflexScheduler, Trigger
-from .resource_watch import ResourceWatch
-from .sense_group import KERNEL_SOURCE, ComputeOutcome, GroupPolicy, SenseGroup
-from .sense_outcomes import OutcomeRouter
-from .signal_bus import SignalBus
-from .worker_pool import FORK_SERVER, WorkerPool
-from .workflow_manager import RunnerParts, WorkflowManager, WorkflowRunner
+from .control.archive_schedule import ArchiveSchedule
+from .control.config_diff import ConfigDiff, diff_configs
+from .control.file_watch import FileWatcher
+from .control.ipc import DaemonIpcServer
+from .senses.bus import SignalBus
+from .senses.group import KERNEL_SOURCE, ComputeOutcome, GroupPolicy, SenseGroup
+from .senses.outcomes import OutcomeRouter
+from .senses.scheduler import Clock, Decision, ReflexScheduler, Trigger
+from .state import KernelState, Parts, snapshot
+from .supervise.resource_watch import ResourceWatch
+from .supervise.worker_pool import WorkerPool
+from .workflows.manager import WorkflowManager
+from .workflows.runner import RunnerParts, WorkflowRunner
 
 log = logging.getLogger("nerve")
 
@@ -347,15 +346,7 @@ class Kernel:
 
     def store_problem(self) -> str | None:
         """Why logs.db cannot be written now, in a sentence; None while it can."""
-        stall = None if self._writer is None else self._writer.stall
-        if stall is None:
-            return None
-        seconds = time.time() - stall.since_ms / 1000
-        problem = f"logs.db cannot be written: {stall.error} (for {seconds:.0f}s"
-        problem += f", {stall.held} writes held"
-        if stall.dropped:
-            problem += f", {stall.dropped} log rows dropped"
-        return problem + ")"
+        return state.stall_problem(None if self._writer is None else self._writer.stall)
 
     def _refuse_while_stalled(self) -> None:
         problem = self.store_problem()
@@ -378,72 +369,28 @@ class Kernel:
     def workflow_runners(self) -> dict[str, WorkflowRunner]:
         return {} if self._workflows is None else self._workflows.runners
 
-    def list_senses(self) -> list[SenseInfo]:
-        infos = []
-        for name, sense in self.config.senses.items():
-            group = self._group_of.get(name)
-            stats = self._router.stats[name] if self._router is not None else None
-            infos.append(
-                SenseInfo(
-                    name=name,
-                    group=sense.group,
-                    worker_pid=group.worker.pid
-                    if group and group.worker and group.worker.alive
-                    else None,
-                    # A sense that failed to load says so; its group mates run on.
-                    state=_sense_state(group, name),
-                    last_run_at=stats.last_run_at if stats else None,
-                    last_status=stats.last_status if stats else None,
-                    last_duration_ms=stats.last_duration_ms if stats else None,
-                    computes=stats.computes if stats else 0,
-                    errors=stats.errors if stats else 0,
-                )
+    def state(self) -> KernelState:
+        """One snapshot of everything the kernel runs: what `health`, `list-senses` (and the
+        dashboard and metrics) render."""
+        return snapshot(
+            Parts(
+                config=self.config,
+                started_at=self._started_at,
+                pool=self._pool,
+                groups=self.groups,
+                group_of=self._group_of,
+                stats={} if self._router is None else self._router.stats,
+                scheduler=self._scheduler,
+                runners=self.workflow_runners,
+                stall=None if self._writer is None else self._writer.stall,
             )
-        return infos
+        )
+
+    def list_senses(self) -> list[SenseInfo]:
+        return state.sense_infos(self.state())
 
     def health(self) -> HealthResponse:
-        workers = []
-        if self._pool is not None:
-            pool = self._pool
-            workers.append(
-                WorkerInfo(
-                    kind=FORK_SERVER,
-                    name=FORK_SERVER,
-                    pid=pool.server_pid,
-                    state=str(pool.state),
-                    restarts=pool.restarts,
-                )
-            )
-        workers += [
-            WorkerInfo(
-                kind="sense-group",
-                name=name,
-                pid=group.worker.pid if group.worker and group.worker.alive else None,
-                state=str(group.state),
-                restarts=group.restarts,
-            )
-            for name, group in self.groups.items()
-        ]
-        if self._workflows is not None:
-            workers += [
-                WorkerInfo(
-                    kind="workflow",
-                    name=name,
-                    pid=runner.worker.pid if runner.worker and runner.worker.alive else None,
-                    state=str(runner.state),
-                    restarts=runner.restarts,
-                )
-                for name, runner in self._workflows.runners.items()
-            ]
-        return HealthResponse(
-            pid=os.getpid(),
-            uptime_s=round(time.monotonic() - self._started_at, 3),
-            version=_version(),
-            senses=len(self.config.senses),
-            sense_names=list(self.config.senses),
-            workers=workers,
-            store_error=self.store_problem(),
-        )
+        return state.health(self.state())
 
     # -- wiring ----------------------------------------------------------------------------------
 
@@ -546,14 +493,6 @@ def _on_signal(scheduler: ReflexScheduler, sense: str) -> Callable[[Signal], Non
     return deliver
 
 
-def _sense_state(group: SenseGroup | None, sense: str) -> str:
-    if group is None:
-        return "STOPPED"
-    if sense in group.load_errors and group.state is WorkerState.RUNNING:
-        return "LOAD_ERROR"
-    return str(group.state)
-
-
 class _Tracked:
     """A part's task, with a way to wait for it to end and to cut it short."""
 
@@ -595,11 +534,3 @@ def _private_dir(path: Path) -> None:
     path.mkdir(mode=0o700, parents=True, exist_ok=True)
     if path.stat().st_mode & 0o077:
         path.chmod(0o700)
-
-
-@functools.cache
-def _version() -> str:  # reading package metadata costs about 0.2 ms: once is enough
-    try:
-        return version("nerve")
-    except PackageNotFoundError:
-        return "unknown"

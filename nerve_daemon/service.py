@@ -20,7 +20,7 @@ from nerve_core import NerveConfig, Workspace
 from nerve_core.errors import NerveError
 from nerve_store import LogRow
 
-from .daemon_ipc import check_socket_path
+from .control.ipc import check_socket_path
 from .kernel import Kernel, KernelOptions
 
 LOG_MAX_BYTES = 10 * 1024 * 1024

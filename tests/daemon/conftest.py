@@ -15,8 +15,8 @@ import pytest
 
 from nerve_core import parse_nerve_config
 from nerve_daemon.kernel import Kernel, KernelOptions
-from nerve_daemon.reflex_scheduler import Trigger
-from nerve_daemon.sense_group import ComputeOutcome, GroupPolicy
+from nerve_daemon.senses.group import ComputeOutcome, GroupPolicy
+from nerve_daemon.senses.scheduler import Trigger
 from nerve_store import LogRow
 
 

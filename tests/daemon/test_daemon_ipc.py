@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from nerve_core import MAX_LINE_BYTES, parse_nerve_config
-from nerve_daemon.daemon_ipc import SocketPathTooLong
+from nerve_daemon.control.ipc import SocketPathTooLong
 from nerve_daemon.kernel import Kernel, KernelOptions
 
 from .conftest import FAST_POLICY, build_workspace, wait_until

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from nerve_core import LogType, RunStatus, WorkerState, parse_nerve_config
-from nerve_daemon.file_watch import FileWatcher, relevant
+from nerve_daemon.control.file_watch import FileWatcher, relevant
 from nerve_daemon.kernel import Kernel
 from nerve_store import LogStore
 

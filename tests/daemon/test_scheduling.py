@@ -10,7 +10,7 @@ import anyio
 import pytest
 
 from nerve_core import LogType, TriggerKind
-from nerve_daemon.reflex_scheduler import SPREAD_S, Decision, phase
+from nerve_daemon.senses.scheduler import SPREAD_S, Decision, phase
 
 from .conftest import running, wait_until
 

@@ -1,23 +1,21 @@
-"""The workflow manager: runs of every declared workflow, from launch to a recorded end.
+"""WorkflowRunner: one workflow's supervised worker and its runs.
 
-One `WorkflowRunner` per workflow owns a supervised worker process, its `concurrency` slots and
-its queue. A launch is recorded (committed) before it is answered: `started` when a slot is free,
-else `dropped` (`overflow: drop`) or `queued` (`overflow: queue`, bounded by `max_queue`: a full
-queue evicts its oldest run as `dropped`). Every role message is committed before the worker may
-begin the next round. When a worker dies, its runs are recorded `crashed`, the worker is
-respawned and each run resumes from its persisted messages (`started` again); 5 deaths within
-60 s stop the respawning and end its runs `failed`. On start, runs a previous kernel left
-`started` or `crashed` resume, `queued` ones queue again, in creation order.
+The runner owns its worker process, its admission (concurrency slots and queue) and its runs in
+flight. A launch is admitted before any await, then recorded (committed) before it is answered.
+Every role message is committed before the worker may begin the next round. When the worker dies,
+its runs are recorded `crashed`, the worker is respawned and each run resumes from its persisted
+messages (`started` again); 5 deaths within 60 s stop the respawning and end its runs `failed`
+(until the workflow's code changes). A code change drains the worker: its runs may finish within
+the drain timeout, then those still going are recorded `interrupted`.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,6 @@ from nerve_core import (
     CancelThread,
     LogType,
     MessageAck,
-    NerveConfig,
     RunLog,
     RunStatus,
     ShutdownRequest,
@@ -56,11 +53,12 @@ from nerve_store import (
     WriteOp,
     now_ms,
 )
+from nerve_store.log_store import KERNEL_SOURCE
 
+from ..containment import contained
+from ..supervise.policy import CrashHistory, GroupPolicy
+from ..supervise.worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
 from .admission import Admission, Verdict
-from .containment import contained
-from .sense_group import KERNEL_SOURCE, CrashHistory, GroupPolicy
-from .worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
 
 log = logging.getLogger("nerve")
 
@@ -127,6 +125,15 @@ class WorkflowRunner:
         self._group: TaskGroup | None = None
         self._readers = 0
         self.first_start = anyio.Event()
+
+    @property
+    def running(self) -> int:
+        """Runs holding a slot: started, waiting for a worker, or crashed and to be resumed."""
+        return self._admission.running
+
+    @property
+    def queued(self) -> int:
+        return len(self._admission.queue)
 
     # -- launching and cancelling ----------------------------------------------------------------
 
@@ -580,74 +587,3 @@ class WorkflowRunner:
         with anyio.move_on_after(self._policy.stop_timeout_s, shield=True):
             await worker.wait()
         worker.kill()
-
-
-class WorkflowManager:
-    """The runners of every declared workflow, and the one entry for launches and cancels."""
-
-    def __init__(self, config: NerveConfig, parts: RunnerParts) -> None:
-        self._config = config
-        self._parts = parts
-        self.runners = {name: self._make(name, wf) for name, wf in config.workflows.items()}
-        self._writer = parts.writer
-
-    def _make(self, name: str, workflow: WorkflowConfig) -> WorkflowRunner:
-        return WorkflowRunner(name, workflow, self._parts)
-
-    async def apply(
-        self, config: NerveConfig, start: Callable[[WorkflowRunner], Awaitable[None]]
-    ) -> list[WorkflowRunner]:
-        """Take a reloaded config: new limits apply at once, new workflows get a runner
-        (`start` runs it). Return the runners of removed workflows: the caller retires them
-        (their runs drain) without holding up the reload."""
-        self._config = config
-        for name, workflow in config.workflows.items():
-            runner = self.runners.get(name)
-            if runner is None:
-                runner = self.runners[name] = self._make(name, workflow)
-                await start(runner)
-            elif runner.config != workflow:
-                await runner.use(workflow)
-        return [
-            self.runners.pop(name) for name in list(self.runners) if name not in config.workflows
-        ]
-
-    async def launch(
-        self, workflow: str, prompt: str, max_rounds: int | None, origin: str, payload: Any = None
-    ) -> tuple[str, RunStatus]:
-        runner = self.runners.get(workflow)
-        if runner is None:
-            raise UnknownWorkflow(f'no workflow "{workflow}" in nerve.yaml')
-        return await runner.launch(prompt, max_rounds or self._config.max_rounds, origin, payload)
-
-    async def cancel(self, run_id: str) -> RunStatus:
-        for runner in self.runners.values():
-            if await runner.cancel(run_id):
-                return RunStatus.CANCELLED
-        record = await self._parts.reader.run(run_id)
-        if record is None:
-            raise UnknownRun(f'no workflow run "{run_id}"')
-        raise UnknownRun(
-            f'run "{run_id}" is already {record.status}: only a queued or started run can be'
-            " cancelled"
-        )
-
-    async def recover(self) -> None:
-        """Resume or re-queue what a previous kernel left unfinished."""
-        by_workflow: dict[str, list[RunRecord]] = collections.defaultdict(list)
-        for record in await self._parts.reader.unfinished_runs():
-            if record.workflow in self.runners:
-                by_workflow[record.workflow].append(record)
-                continue
-            status = RunStatus.DROPPED if record.status is RunStatus.QUEUED else RunStatus.FAILED
-            await self._writer.write_async(
-                TransitionRun(
-                    record.run_id, status, reason="its workflow is no longer declared in nerve.yaml"
-                )
-            )
-        for workflow, records in by_workflow.items():
-            await self.runners[workflow].recover(records)
-
-    async def stop(self) -> None:
-        for runner in self.runners.values():
-            await runner.stop()

@@ -35,15 +35,15 @@ from nerve_core import (
 )
 from nerve_core.errors import ProtocolError
 from nerve_store import LogRow
+from nerve_store.log_store import KERNEL_SOURCE
 
-from .supervision import CrashHistory, GroupPolicy
-from .worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
+from ..supervise.policy import CrashHistory, GroupPolicy
+from ..supervise.worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
 
 __all__ = ["KERNEL_SOURCE", "ComputeOutcome", "CrashHistory", "GroupPolicy", "SenseGroup"]
 
 log = logging.getLogger("nerve")
 
-KERNEL_SOURCE = "kernel"
 PIPELINE = 8  # computes sent ahead to a worker, run by it one at a time in order
 
 

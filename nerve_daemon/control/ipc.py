@@ -19,7 +19,7 @@ import os
 import socket
 import struct
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 from anyio.abc import SocketStream, TaskStatus
@@ -31,11 +31,15 @@ from nerve_core import (
     CancelWorkflowResponse,
     ErrorResponse,
     HealthRequest,
+    HealthResponse,
     IpcError,
     IpcErrorCode,
     ListSensesRequest,
     ListSensesResponse,
+    NerveConfig,
     OkResponse,
+    RunStatus,
+    SenseInfo,
     TriggerSenseRequest,
     TriggerWorkflowRequest,
     TriggerWorkflowResponse,
@@ -45,12 +49,30 @@ from nerve_core import (
 )
 from nerve_core.errors import NerveError, StoreUnavailable
 
-from .workflow_manager import UnknownRun, UnknownWorkflow
+from ..workflows.runner import UnknownRun, UnknownWorkflow
 
 if TYPE_CHECKING:
     from nerve_core import DaemonRequest
 
-    from .kernel import Kernel
+
+class DaemonApi(Protocol):
+    """What the socket serves: the kernel provides it (the server never imports the kernel)."""
+
+    @property
+    def config(self) -> NerveConfig: ...
+
+    def health(self) -> HealthResponse: ...
+
+    def list_senses(self) -> list[SenseInfo]: ...
+
+    def trigger_sense(self, name: str) -> object: ...
+
+    async def trigger_workflow(
+        self, name: str, prompt: str = "", max_rounds: int | None = None, payload: Any = None
+    ) -> tuple[str, RunStatus]: ...
+
+    async def cancel_workflow(self, run_id: str) -> RunStatus: ...
+
 
 log = logging.getLogger("nerve")
 
@@ -63,7 +85,7 @@ class SocketPathTooLong(NerveError):
 
 
 class DaemonIpcServer:
-    def __init__(self, kernel: Kernel, path: Path) -> None:
+    def __init__(self, kernel: DaemonApi, path: Path) -> None:
         self._kernel = kernel
         self._path = path
         self._connections = anyio.Semaphore(MAX_CONNECTIONS)

@@ -22,8 +22,8 @@ from nerve_core import (
 )
 from nerve_store import LogRow, now_ms
 
-from .reflex_scheduler import Trigger
-from .sense_group import ComputeOutcome, OutcomeKind
+from .group import ComputeOutcome, OutcomeKind
+from .scheduler import Trigger
 
 Launch = Callable[[str, WorkflowDirective, Any], Awaitable[None]]
 

@@ -23,7 +23,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import anyio
 import orjson
@@ -42,13 +42,13 @@ from nerve_core.errors import NerveError, ProtocolError
 from nerve_store import LogRow
 from nerve_store.log_store import KERNEL_SOURCE
 
-from .containment import contained
-from .supervision import CrashHistory, GroupPolicy
+from ..containment import contained
+from .policy import CrashHistory, GroupPolicy
 from .worker_runtime import quiet
 
 log = logging.getLogger("nerve")
 
-FORK_SERVER = "fork-server"  # how the fork server is named in rows and `health`
+FORK_SERVER: Final = "fork-server"  # how the fork server is named in rows and `health`
 FORK_SERVER_START_TIMEOUT_S = 30.0
 OUTPUT_LINE_LIMIT = 64 * 1024
 
@@ -255,7 +255,7 @@ class WorkerPool:
         kernel_end, server_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.state = WorkerState.STARTING
         self._server = subprocess.Popen(
-            [sys.executable, "-m", "nerve_daemon.fork_server", str(server_end.fileno())],
+            [sys.executable, "-m", "nerve_daemon.supervise.fork_server", str(server_end.fileno())],
             pass_fds=[server_end.fileno()],
             stdin=subprocess.DEVNULL,
         )

@@ -31,10 +31,10 @@ import orjson
 
 # Worker kinds and the function each runs in the forked child: (module, function).
 WORKER_KINDS = {
-    "sense": ("nerve_daemon.sense_worker", "main"),
-    "workflow": ("nerve_daemon.workflow_worker", "main"),
+    "sense": ("nerve_daemon.senses.worker", "main"),
+    "workflow": ("nerve_daemon.workflows.worker", "main"),
 }
-PRELOAD = ("nerve_daemon.sense_worker", "nerve_daemon.workflow_worker")
+PRELOAD = ("nerve_daemon.senses.worker", "nerve_daemon.workflows.worker")
 MAX_REQUEST = 1 << 20
 
 

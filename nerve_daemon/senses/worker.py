@@ -37,8 +37,8 @@ from nerve_core import (
 from nerve_core.errors import NerveError
 from nerve_store import BlobStore, LogStore, open_sense_db, open_sense_db_readonly
 
-from .user_modules import load_sense_compute
-from .worker_runtime import Channel, check_payload, loggable, redirect_output
+from ..supervise.user_modules import load_sense_compute
+from ..supervise.worker_runtime import Channel, check_payload, loggable, redirect_output
 
 
 class SenseContext:

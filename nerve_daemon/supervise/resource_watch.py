@@ -3,14 +3,15 @@
 Every `interval` it samples each running worker of a group with `limits` in nerve.yaml (psutil,
 from /proc: cheap enough for the loop). A worker whose resident memory exceeds `memory`, or that
 used more than `cpu_seconds` of CPU time over the last minute, is restarted; the kernel logs
-`worker.limit` with the figure and the limit. Such a restart is deliberate, not a crash: it does
-not count toward the crash loop.
+`worker.limit` with the figure and the limit. Such a restart is deliberate and at once, but it
+counts toward the crash loop: a worker over its limit on every compute is a loop too.
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import anyio
 import psutil
@@ -18,8 +19,23 @@ from anyio.abc import TaskStatus
 
 from nerve_core import LimitsConfig, LogType, WorkerState
 from nerve_store import LogRow
+from nerve_store.log_store import KERNEL_SOURCE
 
-from .sense_group import KERNEL_SOURCE, SenseGroup
+from .worker_pool import WorkerProcess
+
+
+class Limited(Protocol):
+    """What the watch needs of a supervised group: its worker, its state, and a way to restart
+    the worker when it goes over a limit."""
+
+    name: str
+    state: WorkerState
+
+    @property
+    def worker(self) -> WorkerProcess | None: ...
+
+    def restart_over_limit(self, why: str) -> None: ...
+
 
 CPU_WINDOW_S = 60.0
 
@@ -27,7 +43,7 @@ CPU_WINDOW_S = 60.0
 class ResourceWatch:
     def __init__(
         self,
-        groups: dict[str, SenseGroup],
+        groups: Mapping[str, Limited],
         limits: dict[str, LimitsConfig],
         record: Callable[[LogRow], None],
         interval: float = 1.0,
@@ -37,7 +53,7 @@ class ResourceWatch:
         self._interval = interval
         self._cpu: dict[int, collections.deque[tuple[float, float]]] = {}
 
-    def use(self, groups: dict[str, SenseGroup], limits: dict[str, LimitsConfig]) -> None:
+    def use(self, groups: Mapping[str, Limited], limits: dict[str, LimitsConfig]) -> None:
         """Watch these groups with these limits from now on."""
         self._watched = {
             name: (groups[name], limit)
@@ -52,7 +68,7 @@ class ResourceWatch:
                 self.check(group, limits)
             await anyio.sleep(self._interval)
 
-    def check(self, group: SenseGroup, limits: LimitsConfig) -> None:
+    def check(self, group: Limited, limits: LimitsConfig) -> None:
         worker = group.worker
         if worker is None or not worker.alive or group.state is not WorkerState.RUNNING:
             return
@@ -76,7 +92,7 @@ class ResourceWatch:
                 self._restart(group, worker.pid, "cpu_seconds", round(used, 3), limits.cpu_seconds)
 
     def _restart(
-        self, group: SenseGroup, pid: int, resource: str, figure: float, limit: float
+        self, group: Limited, pid: int, resource: str, figure: float, limit: float
     ) -> None:
         self._cpu.pop(pid, None)
         self._record(

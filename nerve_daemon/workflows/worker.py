@@ -48,8 +48,14 @@ from nerve_core import (
 from nerve_core.errors import NerveError
 from nerve_store import BlobStore, open_sense_db_readonly
 
-from .user_modules import load_workflow_definition
-from .worker_runtime import QuietSocket, check_payload, loggable, redirect_output, watch_kernel
+from ..supervise.user_modules import load_workflow_definition
+from ..supervise.worker_runtime import (
+    QuietSocket,
+    check_payload,
+    loggable,
+    redirect_output,
+    watch_kernel,
+)
 
 
 class RoleContext:

@@ -12,8 +12,7 @@ from anyio.abc import TaskStatus
 
 from nerve_core import LogType, NerveConfig, Workspace
 from nerve_store import LogRow, archive_logs, now_ms
-
-from .sense_group import KERNEL_SOURCE
+from nerve_store.log_store import KERNEL_SOURCE
 
 log = logging.getLogger("nerve")
 
