@@ -19,6 +19,7 @@ Embedding::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -443,19 +444,18 @@ class Kernel:
                 )
             )
 
-    async def _launch(self, sense: str, directive: WorkflowDirective, payload: Any) -> None:
+    async def _launch(
+        self, sense: str, directive: WorkflowDirective, payload: Any, cause: str
+    ) -> tuple[str, RunStatus]:
         assert self._workflows is not None
-        try:
-            await self._workflows.launch(
-                directive.workflow_name, directive.prompt, directive.max_rounds, sense, payload
-            )
-        except NerveError as exc:
-            log.error("sense %s: launch of %s failed: %s", sense, directive.workflow_name, exc)
+        return await self._workflows.launch(
+            directive.workflow_name, directive.prompt, directive.max_rounds, sense, payload, cause
+        )
 
     async def _execute(self, sense: str, trigger: Trigger) -> None:
         group = self._group_of[sense]
         timeout = self.config.senses[sense].timeout
-        outcome = await group.compute(sense, trigger.kind, trigger.signal, timeout)
+        outcome = await group.compute(sense, trigger.kind, trigger.signal, timeout, trigger.id)
         with contained(f"sense {sense}: handling a compute's outcome"):
             if self.options.on_compute is not None:
                 self.options.on_compute(sense, trigger, outcome)
@@ -464,7 +464,7 @@ class Kernel:
 
     def _record(self, row: LogRow) -> None:
         if row.ts is None:
-            row = LogRow(row.source, row.type, row.payload, row.ref_id, now_ms())
+            row = dataclasses.replace(row, ts=now_ms())
         assert self._writer is not None
         self._writer.post(AppendLogs([row]))
         if row.type in _LIFECYCLE:  # the text log tells the daemon's story too
@@ -481,9 +481,9 @@ class Kernel:
         except Exception:
             log.exception("the row observer failed on a %s row", row.type)
 
-    def _on_sense_log(self, message: SenseLog) -> None:
+    def _on_sense_log(self, message: SenseLog, cause: str | None) -> None:
         payload = {"level": message.level, "message": message.message, "fields": message.fields}
-        self._record(LogRow(message.sense, LogType.SENSE_LOG, payload))
+        self._record(LogRow(message.sense, LogType.SENSE_LOG, payload, cause=cause))
 
 
 def _on_signal(scheduler: ReflexScheduler, sense: str) -> Callable[[Signal], None]:

@@ -124,6 +124,7 @@ def _delete(connection: Connection, ids: list[int]) -> None:
 def _line(row: Row[Any]) -> bytes:
     record = {column: getattr(row, column) for column in ("id", "ts", "source", "type", "ref_id")}
     record["payload"] = None if row.payload is None else orjson.Fragment(row.payload)
+    record["cause"] = row.cause
     return orjson.dumps(record) + b"\n"
 
 

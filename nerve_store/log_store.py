@@ -43,6 +43,7 @@ class LogRow:
     payload: Any = None
     ref_id: str | None = None
     ts: int | None = None
+    cause: str | None = None  # lineage: the trigger or request this row came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +56,7 @@ class LogRecord:
     type: str
     ref_id: str | None
     payload: Any
+    cause: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ class RunRecord:
     updated_at: int
     rounds: int
     error: str | None
+    cause: str | None = None  # lineage: the trigger whose compute launched it, or the request
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,7 @@ class CreateRun:
     status: RunStatus = RunStatus.QUEUED
     reason: str | None = None
     ts: int | None = None
+    cause: str | None = None  # lineage: the trigger or request that launched it
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,7 +333,7 @@ class LogStore:
 
 # The append hot path goes to the DBAPI cursor with positional rows: measured here, a Core
 # executemany of dicts reached 0.6 of raw sqlite3's rate, this about 1.0 (bench/log_append.py).
-_LOG_COLUMNS = ("ts", "source", "type", "ref_id", "payload")
+_LOG_COLUMNS = ("ts", "source", "type", "ref_id", "payload", "cause")
 _INSERT_LOG = (
     f"INSERT INTO {logs.name} ({', '.join(logs.c[name].name for name in _LOG_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _LOG_COLUMNS)})"
@@ -346,7 +350,7 @@ _UPDATE_ROUNDS = (
 def _row_params(row: LogRow) -> tuple[Any, ...]:
     ts = now_ms() if row.ts is None else row.ts
     payload = None if row.payload is None else _json(row.payload)
-    return (ts, row.source, str(row.type), row.ref_id, payload)
+    return (ts, row.source, str(row.type), row.ref_id, payload, row.cause)
 
 
 def _create_run(connection: Connection, op: CreateRun) -> None:
@@ -362,6 +366,7 @@ def _create_run(connection: Connection, op: CreateRun) -> None:
             max_rounds=op.max_rounds,
             payload=None if op.payload is None else _json(op.payload),
             origin=op.origin,
+            cause=op.cause,
             created_at=ts,
             started_at=started,
             ended_at=ended,
@@ -402,7 +407,7 @@ def _append_message(connection: Connection, op: AppendMessage) -> None:
     ts = now_ms() if op.ts is None else op.ts
     payload = _json({"round": op.round, "role": op.role, "content": op.content})
     connection.exec_driver_sql(
-        _INSERT_LOG, (ts, op.workflow, str(LogType.WORKFLOW_MESSAGE), op.run_id, payload)
+        _INSERT_LOG, (ts, op.workflow, str(LogType.WORKFLOW_MESSAGE), op.run_id, payload, None)
     )
     connection.exec_driver_sql(_UPDATE_ROUNDS, (op.round, ts, op.run_id, op.round))
 
@@ -436,7 +441,7 @@ def _json(value: Any) -> str:
 
 def _log_record(row: Row[Any]) -> LogRecord:
     payload = None if row.payload is None else orjson.loads(row.payload)
-    return LogRecord(row.id, row.ts, row.source, row.type, row.ref_id, payload)
+    return LogRecord(row.id, row.ts, row.source, row.type, row.ref_id, payload, row.cause)
 
 
 def _run_record(row: Row[Any]) -> RunRecord:
@@ -454,4 +459,5 @@ def _run_record(row: Row[Any]) -> RunRecord:
         updated_at=row.updated_at,
         rounds=row.rounds,
         error=row.error,
+        cause=row.cause,
     )

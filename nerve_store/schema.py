@@ -27,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from nerve_core.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -40,6 +40,8 @@ logs = Table(
     Column("type", Text, nullable=False),
     Column("ref_id", Text),
     Column("payload", Text),  # JSON
+    # Lineage: the trigger (and so the compute) a row came from, or the request that made it.
+    Column("cause", Text),
     Index("logs_ts", "ts"),
     Index("logs_source", "source", "id"),
     Index("logs_type", "type", "id"),
@@ -65,6 +67,7 @@ workflow_runs = Table(
     Column("updated_at", Integer, nullable=False),
     Column("rounds", Integer, nullable=False, server_default="0"),
     Column("error", Text),
+    Column("cause", Text),  # lineage: the trigger whose compute launched it, or the request
     Index("workflow_runs_status", "status", "created_at"),
     Index("workflow_runs_workflow", "workflow", "created_at"),
     Index("workflow_runs_created", "created_at"),
@@ -80,9 +83,19 @@ meta = Table(
 META_SCHEMA_VERSION = "schema_version"
 META_ARCHIVE_WATERMARK = "archive_watermark"  # ms: every row older than this is archived
 
+
 # Step n brings a file from version n to n + 1. Version 0 is an empty file.
+def _add_causes(connection: Connection) -> None:
+    """Version 2: a `cause` column on logs and workflow_runs (lineage ids)."""
+    for table in (logs, workflow_runs):
+        present = {column["name"] for column in inspect(connection).get_columns(table.name)}
+        if "cause" not in present:  # a file created by version 2's tables already has it
+            connection.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN cause TEXT")
+
+
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     0: lambda connection: metadata.create_all(connection),
+    1: _add_causes,
 }
 
 

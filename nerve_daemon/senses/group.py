@@ -72,9 +72,10 @@ class ExitReason(StrEnum):
 
 
 class _Job:
-    def __init__(self, request: ComputeRequest, timeout: float) -> None:
+    def __init__(self, request: ComputeRequest, timeout: float, cause: str | None) -> None:
         self.request = request
         self.timeout = timeout
+        self.cause = cause  # the lineage id of the trigger it runs for
         self.outcome: ComputeOutcome | None = None
         self.done = anyio.Event()
 
@@ -92,7 +93,7 @@ class SenseGroup:
         root: Path,
         pool: WorkerPool,
         record: Callable[[LogRow], None],
-        on_sense_log: Callable[[SenseLog], None],
+        on_sense_log: Callable[[SenseLog, str | None], None],
         policy: GroupPolicy | None = None,
     ) -> None:
         self.name = name
@@ -120,14 +121,20 @@ class SenseGroup:
     # -- what the scheduler calls ----------------------------------------------------------------
 
     async def compute(
-        self, sense: str, trigger: TriggerKind, signal: Signal | None, timeout: float
+        self,
+        sense: str,
+        trigger: TriggerKind,
+        signal: Signal | None,
+        timeout: float,
+        cause: str | None = None,
     ) -> ComputeOutcome:
-        """Queue a compute of `sense` and wait for its outcome."""
+        """Queue a compute of `sense` and wait for its outcome. `cause` is the lineage id of the
+        trigger it runs for: the `ctx.log` rows it writes carry it."""
         if self.state is WorkerState.FATAL:
             return ComputeOutcome(OutcomeKind.UNAVAILABLE, detail="the group's worker is FATAL")
         if self._stopping.is_set():
             return ComputeOutcome(OutcomeKind.UNAVAILABLE, detail="the group is stopping")
-        job = _Job(ComputeRequest(next(self._ids), sense, trigger, signal), timeout)
+        job = _Job(ComputeRequest(next(self._ids), sense, trigger, signal), timeout, cause)
         self._jobs_in.send_nowait(job)  # unbounded: the scheduler keeps it to two per sense
         await job.done.wait()
         assert job.outcome is not None
@@ -284,7 +291,7 @@ class SenseGroup:
                 await self._send(worker, job)
             head = self._sent[0]
             with anyio.move_on_after(started + head.timeout - anyio.current_time()) as deadline:
-                result = await self._result_of(worker, head.request.id)
+                result = await self._result_of(worker, head)
             self._sent.popleft()
             if deadline.cancelled_caught:
                 head.finish(ComputeOutcome(OutcomeKind.TIMEOUT, detail=f"over {head.timeout:g}s"))
@@ -320,12 +327,12 @@ class SenseGroup:
         while self._sent:
             self._backlog.appendleft(self._sent.pop())
 
-    async def _result_of(self, worker: WorkerProcess, request_id: int) -> ComputeResult:
+    async def _result_of(self, worker: WorkerProcess, head: _Job) -> ComputeResult:
         while True:
             message = await worker.receive()
-            if isinstance(message, SenseLog):
-                self._on_sense_log(message)
-            elif isinstance(message, ComputeResult) and message.id == request_id:
+            if isinstance(message, SenseLog):  # written by the compute running now: the head
+                self._on_sense_log(message, head.cause)
+            elif isinstance(message, ComputeResult) and message.id == head.request.id:
                 return message
             else:
                 raise ProtocolError(f"unexpected {type(message).__name__} from group {self.name}")

@@ -16,16 +16,19 @@ from nerve_core import (
     LogType,
     NerveConfig,
     RouteKind,
+    RunStatus,
     Signal,
     WorkflowDirective,
     route_sense_compute_output,
 )
+from nerve_core.errors import NerveError
 from nerve_store import LogRow, now_ms
 
 from .group import ComputeOutcome, OutcomeKind
 from .scheduler import Trigger
 
-Launch = Callable[[str, WorkflowDirective, Any], Awaitable[None]]
+# (sense, directive, payload, cause) → the run's id and status
+Launch = Callable[[str, WorkflowDirective, Any, str], Awaitable[tuple[str, RunStatus]]]
 
 
 @dataclass(slots=True)
@@ -75,50 +78,48 @@ class OutcomeRouter:
         stats.last_status = str(outcome.kind)
         result = outcome.result
         stats.last_duration_ms = result.duration_ms if result is not None else None
-        context = {"trigger": str(trigger.kind)}
+        context: dict[str, Any] = {"trigger": str(trigger.kind)}
         if trigger.signal is not None:
             context["signal"] = trigger.signal.id
+        cause = trigger.id  # every row this outcome writes names the trigger it came from
         match outcome.kind:
             case OutcomeKind.OK:
                 assert result is not None
-                await self._route(sense, result.value, context)
+                await self._route(sense, result.value, context, cause)
             case OutcomeKind.ERROR:
                 assert result is not None
                 stats.errors += 1
-                self._record(
-                    LogRow(
-                        sense,
-                        LogType.COMPUTE_ERROR,
-                        {**context, "error": result.error, "traceback": result.traceback},
-                    )
-                )
+                payload = {**context, "error": result.error, "traceback": result.traceback}
+                self._record(LogRow(sense, LogType.COMPUTE_ERROR, payload, cause=cause))
             case OutcomeKind.TIMEOUT:
                 stats.errors += 1
                 sense_config = self._config.senses.get(sense)
                 timeout = sense_config.timeout if sense_config is not None else None
-                self._record(
-                    LogRow(sense, LogType.COMPUTE_TIMEOUT, {**context, "timeout_s": timeout})
-                )
+                payload = {**context, "timeout_s": timeout}
+                self._record(LogRow(sense, LogType.COMPUTE_TIMEOUT, payload, cause=cause))
             case OutcomeKind.CRASH:
                 stats.errors += 1
-                self._record(
-                    LogRow(sense, LogType.COMPUTE_CRASH, {**context, "detail": outcome.detail})
-                )
+                payload = {**context, "detail": outcome.detail}
+                self._record(LogRow(sense, LogType.COMPUTE_CRASH, payload, cause=cause))
 
-    async def _route(self, sense: str, value: Any, context: dict[str, Any]) -> None:
+    async def _route(self, sense: str, value: Any, context: dict[str, Any], cause: str) -> None:
         route = route_sense_compute_output(value)
         if route.invalid_directive is not None:
-            self._record(
-                LogRow(
-                    sense, LogType.DIRECTIVE_INVALID, {"reason": route.invalid_directive, **context}
-                )
-            )
+            payload = {"reason": route.invalid_directive, **context}
+            self._record(LogRow(sense, LogType.DIRECTIVE_INVALID, payload, cause=cause))
         if route.kind is RouteKind.SIGNAL:
             signal = Signal(self._signal_id(), sense, route.payload, now_ms())
             if sense in self.stats:
                 self.stats[sense].signals += 1
             self._record(
-                LogRow(sense, LogType.SIGNAL, route.payload, ref_id=signal.id, ts=signal.ts)
+                LogRow(
+                    sense,
+                    LogType.SIGNAL,
+                    route.payload,
+                    ref_id=signal.id,
+                    ts=signal.ts,
+                    cause=cause,
+                )
             )
             await self._publish(signal)
         elif route.kind is RouteKind.LAUNCH:
@@ -136,8 +137,12 @@ class OutcomeRouter:
                     f'workflow "{directive.workflow_name}" is not declared in '
                     "nerve.yaml; nothing was started"
                 )
-                self._record(LogRow(sense, LogType.WORKFLOW_LAUNCH, launch))
-                return
-            self._record(LogRow(sense, LogType.WORKFLOW_LAUNCH, launch))
-            if self._launch is not None:
-                await self._launch(sense, directive, route.payload)
+            elif self._launch is not None:
+                try:  # the row names the run it created: lineage from the trigger to the run
+                    launch["run_id"], status = await self._launch(
+                        sense, directive, route.payload, cause
+                    )
+                    launch["status"] = str(status)
+                except NerveError as exc:
+                    launch["error"] = f"the launch failed: {exc}"
+            self._record(LogRow(sense, LogType.WORKFLOW_LAUNCH, launch, cause=cause))

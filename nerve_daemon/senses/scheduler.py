@@ -21,10 +21,12 @@ injected `Clock`, so tests can control it.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -57,11 +59,25 @@ class Decision(StrEnum):
     HELD_BY_GRACE = "held_by_grace"
 
 
+_LINEAGE_PREFIX = f"{time.time_ns() // 1_000_000:x}"  # this kernel's start: unique per workspace
+_lineage = itertools.count(1)
+
+
+def new_trigger_id() -> str:
+    """A lineage id for a trigger: `t-<kernel start>-<n>`, unique in the workspace (one kernel
+    runs per workspace at a time), and no system call per trigger."""
+    return f"t-{_LINEAGE_PREFIX}-{next(_lineage):x}"
+
+
 @dataclass(frozen=True, slots=True)
 class Trigger:
+    """A reason to compute. Its `id` is carried through the compute to the rows its outcome
+    writes (their `cause`), and to the run a launch creates: what `nerve explain` walks."""
+
     kind: TriggerKind
     signal: Signal | None = None
     scheduled: float | None = None  # the clock time an interval tick was due
+    id: str = field(default_factory=new_trigger_id)
 
 
 Execute = Callable[[str, Trigger], Awaitable[None]]

@@ -56,12 +56,20 @@ class WorkflowManager:
         ]
 
     async def launch(
-        self, workflow: str, prompt: str, max_rounds: int | None, origin: str, payload: Any = None
+        self,
+        workflow: str,
+        prompt: str,
+        max_rounds: int | None,
+        origin: str,
+        payload: Any = None,
+        cause: str | None = None,
     ) -> tuple[str, RunStatus]:
+        """Launch a run; `origin` is the sense or "cli", `cause` the lineage id of what did."""
         runner = self.runners.get(workflow)
         if runner is None:
             raise UnknownWorkflow(f'no workflow "{workflow}" in nerve.yaml')
-        return await runner.launch(prompt, max_rounds or self._config.max_rounds, origin, payload)
+        rounds = max_rounds or self._config.max_rounds
+        return await runner.launch(prompt, rounds, origin, payload, cause)
 
     async def cancel(self, run_id: str) -> RunStatus:
         for runner in self.runners.values():

@@ -138,12 +138,17 @@ class WorkflowRunner:
     # -- launching and cancelling ----------------------------------------------------------------
 
     async def launch(
-        self, prompt: str, max_rounds: int, origin: str, payload: Any = None
+        self,
+        prompt: str,
+        max_rounds: int,
+        origin: str,
+        payload: Any = None,
+        cause: str | None = None,
     ) -> tuple[str, RunStatus]:
         """Record a new run and start, queue or drop it; return its id and status. Admission is
         decided before the first await, so simultaneous launches never share a slot."""
         run = _Run(new_run_id(), prompt, max_rounds)
-        create = CreateRun(run.run_id, self.name, prompt, max_rounds, origin, payload)
+        create = CreateRun(run.run_id, self.name, prompt, max_rounds, origin, payload, cause=cause)
         closed = self._closed
         if self.state is WorkerState.FATAL:
             closed = "the workflow's worker is FATAL (crash loop): nothing can run it"

@@ -206,3 +206,25 @@ def test_a_read_only_handle_reads_but_cannot_write(store: LogStore) -> None:
 def test_opening_a_missing_file_read_only_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=r"logs\.db: .* does not exist yet"):
         LogStore.open_readonly(tmp_path / "logs.db")
+
+
+def test_a_version_1_file_gains_the_cause_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "logs.db"
+    with sqlite3.connect(path) as raw:  # the tables as version 1 made them
+        raw.executescript(
+            "CREATE TABLE logs (id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
+            " source TEXT NOT NULL, type TEXT NOT NULL, ref_id TEXT, payload TEXT);"
+            "CREATE TABLE workflow_runs (run_id VARCHAR PRIMARY KEY, workflow TEXT NOT NULL,"
+            " status TEXT NOT NULL, prompt TEXT NOT NULL, max_rounds INTEGER NOT NULL,"
+            " payload TEXT, origin TEXT NOT NULL, created_at INTEGER NOT NULL, started_at INTEGER,"
+            " ended_at INTEGER, updated_at INTEGER NOT NULL, rounds INTEGER DEFAULT 0 NOT NULL,"
+            " error TEXT);"
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+            "INSERT INTO meta VALUES ('schema_version', '1');"
+            "INSERT INTO logs (ts, source, type, payload) VALUES (1, 'a', 'signal', '1');"
+        )
+    with LogStore.open(path) as store:
+        assert store.meta("schema_version") == str(SCHEMA_VERSION)
+        store.append(LogRow("a", LogType.SIGNAL, 2, cause="t-1"))
+        rows = store.logs()
+    assert sorted((row.payload, row.cause) for row in rows) == [(1, None), (2, "t-1")]
