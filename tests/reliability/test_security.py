@@ -11,6 +11,7 @@ import stat
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
@@ -152,8 +153,9 @@ def test_no_name_or_id_from_the_cli_or_socket_reaches_outside_the_workspace(
     root: Path, figure: Figure
 ) -> None:
     assert run_nerve("start", cwd=root).code == 0
-    tried = 0
-    for name in ESCAPES:
+    commands = [
+        command
+        for name in ESCAPES
         for command in (
             ["sense", "query", name, "SELECT 1"],
             ["sense", "schema", name],
@@ -162,12 +164,16 @@ def test_no_name_or_id_from_the_cli_or_socket_reaches_outside_the_workspace(
             ["workflow", "inspect", name],
             ["workflow", "thread", name],
             ["workflow", "cancel", name],
-        ):
-            result = run_nerve(*command, cwd=root)
-            tried += 1
-            assert result.code == 1, (command, result)
-            assert "Traceback" not in result.err
-            assert result.err.startswith("error: "), (command, result.err)
+        )
+    ]
+    with ThreadPoolExecutor(4) as pool:  # independent commands: run them side by side
+        results = list(pool.map(lambda command: run_nerve(*command, cwd=root), commands))
+    for command, result in zip(commands, results, strict=True):
+        assert result.code == 1, (command, result)
+        assert "Traceback" not in result.err
+        assert result.err.startswith("error: "), (command, result.err)
+    tried = len(commands)
+    for name in ESCAPES:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.connect(str(root / "nerve.sock"))
             for request in (
@@ -218,8 +224,14 @@ def test_nerve_sense_query_cannot_write_by_any_statement(root: Path, figure: Fig
     )
     assert run_nerve("stop", cwd=root).code == 0
     before = db.read_bytes()
-    for statement in THROUGH_THE_CLI:
-        result = run_nerve("sense", "query", "samples", statement, cwd=root)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(
+                lambda statement: run_nerve("sense", "query", "samples", statement, cwd=root),
+                THROUGH_THE_CLI,
+            )
+        )
+    for statement, result in zip(THROUGH_THE_CLI, results, strict=True):
         assert result.code == 1, (statement, result)
         assert "Traceback" not in result.err
     assert db.read_bytes() == before
