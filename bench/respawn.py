@@ -17,7 +17,7 @@ from pathlib import Path
 
 import anyio
 
-from nerve_daemon.senses.group import GroupPolicy
+from nerve_daemon.supervise.policy import GroupPolicy
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import embedded_kernel, median, print_table

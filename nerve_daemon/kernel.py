@@ -49,6 +49,7 @@ from nerve_core import (
 from nerve_core._workspace import CONFIG_FILE
 from nerve_core.errors import NerveError, StoreUnavailable
 from nerve_store import AppendLogs, LogReader, LogRow, LogStore, LogWriter, Stall, now_ms
+from nerve_store.log_store import KERNEL_SOURCE
 
 from . import state
 from .containment import contained
@@ -57,10 +58,11 @@ from .control.config_diff import ConfigDiff, diff_configs
 from .control.file_watch import FileWatcher
 from .control.ipc import DaemonIpcServer
 from .senses.bus import SignalBus
-from .senses.group import KERNEL_SOURCE, ComputeOutcome, GroupPolicy, SenseGroup
+from .senses.group import ComputeOutcome, SenseGroup
 from .senses.outcomes import OutcomeRouter
 from .senses.scheduler import Clock, Decision, ReflexScheduler, Trigger
 from .state import KernelState, Parts, snapshot
+from .supervise.policy import GroupPolicy
 from .supervise.resource_watch import ResourceWatch
 from .supervise.worker_pool import WorkerPool
 from .workflows.manager import WorkflowManager

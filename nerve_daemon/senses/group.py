@@ -1,11 +1,12 @@
 """SenseGroup: one sense group's worker, kept alive, running one compute at a time.
 
-The group owns a queue of computes for its senses and a supervised worker process. It runs each
-compute under its sense's timeout; a compute over its timeout is abandoned: the worker is killed
-and respawned, and what is queued runs on the new worker. A worker that dies unexpectedly is
-respawned after a short backoff; 5 such exits within 60 s stop the respawning (FATAL), logged as
-`worker.crash_loop`. The group reports each compute's `ComputeOutcome` to whoever asked for it;
-turning outcomes into log rows and signals is the outcome router's job.
+The group owns a queue of computes for its senses and a worker process, supervised by the one
+`Supervisor` (spawn, readiness, backoff, crash loop, FATAL, revival: supervise/supervisor.py); the
+group says only how its worker is served. Each compute runs under its sense's timeout; a compute
+over it is abandoned: the worker is killed and respawned, and what is queued runs on the new
+worker, as does what was sent to a worker that died. The group reports each compute's
+`ComputeOutcome` to whoever asked for it; turning outcomes into log rows and signals is the
+outcome router's job.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import anyio
 from anyio.abc import TaskStatus
@@ -27,7 +29,6 @@ from nerve_core import (
     ComputeResult,
     LogType,
     SenseLog,
-    ShutdownRequest,
     Signal,
     TriggerKind,
     WorkerReady,
@@ -35,12 +36,10 @@ from nerve_core import (
 )
 from nerve_core.errors import ProtocolError
 from nerve_store import LogRow
-from nerve_store.log_store import KERNEL_SOURCE
 
-from ..supervise.policy import CrashHistory, GroupPolicy
-from ..supervise.worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
-
-__all__ = ["KERNEL_SOURCE", "ComputeOutcome", "CrashHistory", "GroupPolicy", "SenseGroup"]
+from ..supervise.policy import GroupPolicy
+from ..supervise.supervisor import ExitReason, Supervisor, shut_down
+from ..supervise.worker_pool import WorkerExited, WorkerPool, WorkerProcess
 
 log = logging.getLogger("nerve")
 
@@ -60,15 +59,6 @@ class ComputeOutcome:
     kind: OutcomeKind
     result: ComputeResult | None = None
     detail: str | None = None
-
-
-class ExitReason(StrEnum):
-    CRASH = "crash"
-    START_FAILED = "start_failed"
-    TIMEOUT = "timeout"
-    LIMIT = "limit"
-    RELOAD = "reload"
-    STOPPED = "stopped"
 
 
 class _Job:
@@ -99,24 +89,34 @@ class SenseGroup:
         self.name = name
         self.senses = senses
         self.root = root
-        self.state = WorkerState.STOPPED
-        self.worker: WorkerProcess | None = None
-        self.restarts = 0
         self.load_errors: dict[str, str] = {}
-        self._pool = pool
         self._record = record
         self._on_sense_log = on_sense_log
         self._policy = policy or GroupPolicy()
+        self._supervisor = Supervisor(self, pool, record, self._policy)
         self._ids = itertools.count(1)
         self._jobs_in, self._jobs_out = anyio.create_memory_object_stream[_Job](math.inf)
         self._sent: collections.deque[_Job] = collections.deque()  # sent, not yet answered
         self._backlog: collections.deque[_Job] = collections.deque()  # to resend after a restart
-        self._crashes = CrashHistory(self._policy)
-        self._stopping = anyio.Event()
-        self.first_start = anyio.Event()  # set once the first worker is up, or failed to come up
         self._restart_reason: str | None = None  # why the kernel killed the worker on purpose
-        self._reload = anyio.Event()
         self._idle: anyio.CancelScope | None = None
+
+    @property
+    def state(self) -> WorkerState:
+        return self._supervisor.state
+
+    @property
+    def worker(self) -> WorkerProcess | None:
+        return self._supervisor.worker
+
+    @property
+    def restarts(self) -> int:
+        return self._supervisor.restarts
+
+    @property
+    def first_start(self) -> anyio.Event:
+        """Set once the first worker is up, or failed to come up."""
+        return self._supervisor.first_start
 
     # -- what the scheduler calls ----------------------------------------------------------------
 
@@ -132,7 +132,7 @@ class SenseGroup:
         trigger it runs for: the `ctx.log` rows it writes carry it."""
         if self.state is WorkerState.FATAL:
             return ComputeOutcome(OutcomeKind.UNAVAILABLE, detail="the group's worker is FATAL")
-        if self._stopping.is_set():
+        if self._supervisor.stopping.is_set():
             return ComputeOutcome(OutcomeKind.UNAVAILABLE, detail="the group is stopping")
         job = _Job(ComputeRequest(next(self._ids), sense, trigger, signal), timeout, cause)
         self._jobs_in.send_nowait(job)  # unbounded: the scheduler keeps it to two per sense
@@ -146,7 +146,7 @@ class SenseGroup:
         now; nothing queued is lost."""
         if senses is not None:
             self.senses = senses
-        self._reload.set()
+        self._supervisor.replace()
         if self._idle is not None:
             self._idle.cancel()
 
@@ -158,84 +158,45 @@ class SenseGroup:
 
     async def stop(self) -> None:
         """Finish the compute in flight, then shut the worker down; what is queued is dropped."""
-        self._stopping.set()
+        self._supervisor.stop()
         await self._jobs_in.aclose()
 
-    # -- supervision -----------------------------------------------------------------------------
+    # -- supervision: the shared algorithm, and this tenant's hooks ---------------------------
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
         with self._jobs_in, self._jobs_out:
-            await self._supervise()
+            await self._supervisor.run()
 
-    async def _supervise(self) -> None:
-        while not self._stopping.is_set():
-            reason = await self._run_one_worker()
-            if reason is ExitReason.STOPPED or self._stopping.is_set():
-                break
-            if reason is ExitReason.RELOAD:
-                self._reload = anyio.Event()
-            if reason in (ExitReason.TIMEOUT, ExitReason.RELOAD):
-                self.restarts += 1
-                continue  # a deliberate kill: respawn at once, not a crash
-            # A worker killed over its limit respawns at once, but counts toward a crash loop:
-            # a sense that blows its limit on every compute must not restart forever.
-            now = anyio.current_time()
-            delay = self._crashes.record(now, backoff=reason is not ExitReason.LIMIT)
-            if delay is None:
-                self._enter_fatal()
-                if not await self._revived():
-                    break
-                continue
-            self.state = WorkerState.BACKOFF
-            with anyio.move_on_after(delay):
-                await self._stopping.wait()
-            self.restarts += 1
-        if self.state is not WorkerState.FATAL:
-            self.state = WorkerState.STOPPED
-
-    async def _run_one_worker(self) -> ExitReason:
-        self.state = WorkerState.STARTING
+    def spawn_args(self) -> tuple[str, str, dict[str, Any]]:
         args = {"root": str(self.root), "group": self.name, "senses": self.senses}
-        try:
-            worker = await self._pool.spawn("sense", f"group:{self.name}", args)
-        except WorkerStartError as exc:
-            log.error("group %s: %s", self.name, exc)
-            self.first_start.set()
-            return ExitReason.START_FAILED
-        self.worker = worker
-        try:
-            with anyio.fail_after(self._policy.ready_timeout_s):
-                ready = await worker.receive()
-            if not isinstance(ready, WorkerReady):
-                raise ProtocolError(f"expected ready, got {type(ready).__name__}")
-        except (TimeoutError, WorkerExited, ProtocolError) as exc:
-            worker.kill()
-            code = await worker.wait()
-            self._record_exit(worker, code, ExitReason.START_FAILED, str(exc))
-            self.first_start.set()
-            return ExitReason.START_FAILED
-        self.state = WorkerState.RUNNING
-        self.first_start.set()
+        return "sense", f"group:{self.name}", args
+
+    def identity(self) -> dict[str, Any]:
+        return {"group": self.name}
+
+    def wants_worker(self) -> bool:
+        return True
+
+    async def serve(
+        self, worker: WorkerProcess, ready: WorkerReady
+    ) -> tuple[ExitReason, str | None]:
         self.load_errors = dict(ready.errors)
-        self._record(
-            LogRow(
-                KERNEL_SOURCE,
-                LogType.WORKER_START,
-                {"group": self.name, "pid": worker.pid, "senses": self.senses},
-            )
-        )
         for sense, error in ready.errors.items():
             self._record(LogRow(sense, LogType.COMPUTE_ERROR, {"phase": "load", "error": error}))
         reason = await self._serve(worker)
-        if worker.alive and reason is not ExitReason.STOPPED:
-            worker.kill()
-        code = await worker.wait()
         detail, self._restart_reason = self._restart_reason, None
-        if detail is not None:
-            reason = ExitReason.LIMIT
-        self._record_exit(worker, code, reason, detail)
-        return reason
+        if detail is not None:  # killed over a limit, not crashed
+            return ExitReason.LIMIT, detail
+        return reason, None
+
+    async def lost(self, worker: WorkerProcess, reason: ExitReason, code: int) -> None:
+        """What was sent to it was requeued or finished by `_serve` already."""
+
+    async def fatal(self, reason: str) -> None:
+        message = f"group {self.name}: {reason}"
+        while (job := self._next_job_nowait()) is not None:  # what was queued cannot run
+            job.finish(ComputeOutcome(OutcomeKind.UNAVAILABLE, detail=message))
 
     async def _serve(self, worker: WorkerProcess) -> ExitReason:
         reason = ExitReason.CRASH
@@ -276,7 +237,7 @@ class SenseGroup:
         started = anyio.current_time()
         while True:
             if not self._sent:
-                if self._reload.is_set():
+                if self._supervisor.replaced.is_set():
                     await self._shut_down(worker)
                     return ExitReason.RELOAD
                 with anyio.CancelScope() as self._idle:
@@ -338,56 +299,5 @@ class SenseGroup:
                 raise ProtocolError(f"unexpected {type(message).__name__} from group {self.name}")
 
     async def _shut_down(self, worker: WorkerProcess) -> ExitReason:
-        try:
-            await worker.send(ShutdownRequest())
-        except WorkerExited:
-            return ExitReason.STOPPED
-        with anyio.move_on_after(self._policy.stop_timeout_s):
-            await worker.wait()
-        worker.kill()
+        await shut_down(worker, self._policy.stop_timeout_s)
         return ExitReason.STOPPED
-
-    async def _revived(self) -> bool:
-        """FATAL until the group is stopped (False) or its code or config changes (True): a
-        fixed sense deserves a fresh worker and a clean crash history."""
-        async with anyio.create_task_group() as waiting:
-
-            async def stopped() -> None:
-                await self._stopping.wait()
-                waiting.cancel_scope.cancel()
-
-            async def reloaded() -> None:
-                await self._reload.wait()
-                waiting.cancel_scope.cancel()
-
-            waiting.start_soon(stopped)
-            waiting.start_soon(reloaded)
-        if self._stopping.is_set():
-            return False
-        self._reload = anyio.Event()
-        self._crashes.clear()
-        log.info("group %s: its code or config changed; leaving FATAL", self.name)
-        return True
-
-    def _enter_fatal(self) -> None:
-        self.state = WorkerState.FATAL
-        count, window = self._policy.crash_limit, self._policy.crash_window_s
-        message = f"group {self.name}: {count} worker exits within {window:g}s; respawn stopped"
-        log.error(message)
-        self._record(
-            LogRow(
-                KERNEL_SOURCE,
-                LogType.WORKER_CRASH_LOOP,
-                {"group": self.name, "exits": count, "window_s": window},
-            )
-        )
-        while (job := self._next_job_nowait()) is not None:  # what was queued cannot run
-            job.finish(ComputeOutcome(OutcomeKind.UNAVAILABLE, detail=message))
-
-    def _record_exit(
-        self, worker: WorkerProcess, code: int, reason: ExitReason, detail: str | None
-    ) -> None:
-        payload = {"group": self.name, "pid": worker.pid, "code": code, "reason": str(reason)}
-        if detail:
-            payload["detail"] = detail
-        self._record(LogRow(KERNEL_SOURCE, LogType.WORKER_EXIT, payload))

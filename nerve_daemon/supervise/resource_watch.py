@@ -29,7 +29,9 @@ class Limited(Protocol):
     the worker when it goes over a limit."""
 
     name: str
-    state: WorkerState
+
+    @property
+    def state(self) -> WorkerState: ...
 
     @property
     def worker(self) -> WorkerProcess | None: ...

@@ -30,7 +30,6 @@ from nerve_core import (
     MessageAck,
     RunLog,
     RunStatus,
-    ShutdownRequest,
     StartThread,
     ThreadEnd,
     ThreadMessage,
@@ -53,11 +52,11 @@ from nerve_store import (
     WriteOp,
     now_ms,
 )
-from nerve_store.log_store import KERNEL_SOURCE
 
 from ..containment import contained
-from ..supervise.policy import CrashHistory, GroupPolicy
-from ..supervise.worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
+from ..supervise.policy import GroupPolicy
+from ..supervise.supervisor import ExitReason, Supervisor, shut_down
+from ..supervise.worker_pool import WorkerExited, WorkerPool, WorkerProcess
 from .admission import Admission, Verdict
 
 log = logging.getLogger("nerve")
@@ -102,9 +101,6 @@ class WorkflowRunner:
         self.name = name
         self._observe = parts.observe
         self.config = config
-        self.state = WorkerState.STOPPED
-        self.worker: WorkerProcess | None = None
-        self.restarts = 0
         self._root = parts.root
         self._pool = parts.pool
         self._writer = parts.writer
@@ -115,16 +111,28 @@ class WorkflowRunner:
         self._active: dict[str, _Run] = {}  # sent to a worker
         self._waiting: list[_Run] = []  # admitted, their slot held, waiting for a worker
         self._closed: str | None = None  # why no new run is admitted (the workflow was removed)
-        self._generation = 0  # code changes asked for; a worker started before one is replaced
         self._drain_timeout = 30.0
         self._drains = 0
         self._to_resume: list[_Run] = []
-        self._crashes = CrashHistory(parts.policy)
-        self._stopping = anyio.Event()
-        self._replace = anyio.Event()
         self._group: TaskGroup | None = None
         self._readers = 0
-        self.first_start = anyio.Event()
+        self._supervisor = Supervisor(self, parts.pool, parts.record, parts.policy)
+
+    @property
+    def state(self) -> WorkerState:
+        return self._supervisor.state
+
+    @property
+    def worker(self) -> WorkerProcess | None:
+        return self._supervisor.worker
+
+    @property
+    def restarts(self) -> int:
+        return self._supervisor.restarts
+
+    @property
+    def first_start(self) -> anyio.Event:
+        return self._supervisor.first_start
 
     @property
     def running(self) -> int:
@@ -213,7 +221,7 @@ class WorkflowRunner:
         async with anyio.create_task_group() as group:
             self._group = group
             task_status.started()
-            await self._supervise()
+            await self._supervisor.run()
             # Replaced workers finish draining; the readers end at their workers' end of stream
             # (cancelling them while a stream closes can leave a stale reader behind, in anyio).
             with anyio.move_on_after(self._drain_timeout + self._policy.stop_timeout_s):
@@ -224,71 +232,18 @@ class WorkflowRunner:
                     await anyio.sleep(0.01)
             group.cancel_scope.cancel()
 
-    async def _supervise(self) -> None:
-        while not self._stopping.is_set():
-            outcome = await self._run_one_worker()
-            if outcome == "stopped" or self._stopping.is_set():
-                return
-            if outcome == "replaced":
-                if self._closed is not None:  # retired: its last worker drains, none follows
-                    return
-                self.restarts += 1
-                continue
-            delay = self._crashes.record(anyio.current_time())
-            if delay is None:
-                await self._enter_fatal()
-                if not await self._revived():
-                    return
-                continue
-            self.state = WorkerState.BACKOFF
-            with anyio.move_on_after(delay):
-                await self._stopping.wait()
-            self.restarts += 1
+    def spawn_args(self) -> tuple[str, str, dict[str, Any]]:
+        return "workflow", f"workflow:{self.name}", {"root": str(self._root), "workflow": self.name}
 
-    async def _run_one_worker(self) -> str:
-        self.state = WorkerState.STARTING
-        generation = self._generation  # the code this worker will load is at least this new
-        self._replace = anyio.Event()
-        args = {"root": str(self._root), "workflow": self.name}
-        try:
-            worker = await self._pool.spawn("workflow", f"workflow:{self.name}", args)
-        except WorkerStartError as exc:
-            log.error("workflow %s: the worker did not start: %s", self.name, exc)
-            self.first_start.set()
-            return "crashed"
-        try:
-            with anyio.fail_after(self._policy.ready_timeout_s):
-                ready = await worker.receive()
-            if not isinstance(ready, WorkerReady):
-                raise ProtocolError(f"expected ready, got {type(ready).__name__}")
-        except (WorkerExited, ProtocolError, TimeoutError) as exc:
-            log.error("workflow %s: the worker did not start: %s", self.name, exc)
-            worker.kill()
-            exit_code = await worker.wait()
-            self._record(
-                LogRow(
-                    KERNEL_SOURCE,
-                    LogType.WORKER_EXIT,
-                    {
-                        "workflow": self.name,
-                        "pid": worker.pid,
-                        "code": exit_code,
-                        "reason": "start_failed",
-                        "detail": str(exc) or type(exc).__name__,
-                    },
-                )
-            )
-            self.first_start.set()
-            return "crashed"
-        if self._generation != generation:  # the code changed again while it started
-            await self._shut_down(worker)
-            return "replaced"
-        self.worker = worker
-        self.state = WorkerState.RUNNING
-        self.first_start.set()
-        self._record(
-            LogRow(KERNEL_SOURCE, LogType.WORKER_START, {"workflow": self.name, "pid": worker.pid})
-        )
+    def identity(self) -> dict[str, Any]:
+        return {"workflow": self.name}
+
+    def wants_worker(self) -> bool:
+        return self._closed is None  # a retired workflow's last worker drains; none follows
+
+    async def serve(
+        self, worker: WorkerProcess, ready: WorkerReady
+    ) -> tuple[ExitReason, str | None]:
         for error in ready.errors.values():
             log.error("workflow %s: %s", self.name, error)
         assert self._group is not None
@@ -296,35 +251,34 @@ class WorkflowRunner:
         await self._resume_crashed()
         await self._start_waiting()
         await self._fill_slots()
+        supervisor = self._supervisor
         async with anyio.create_task_group() as waiting:
 
             async def replaced() -> None:
-                await self._replace.wait()
+                await supervisor.replaced.wait()
                 waiting.cancel_scope.cancel()
 
             async def stopping() -> None:
-                await self._stopping.wait()
+                await supervisor.stopping.wait()
                 waiting.cancel_scope.cancel()
 
             waiting.start_soon(replaced)
             waiting.start_soon(stopping)
             await worker.wait()
             waiting.cancel_scope.cancel()
-        if self._stopping.is_set():
-            await self._shut_down(worker)
-            return "stopped"
-        if self._replace.is_set():
-            assert self._group is not None
+        if supervisor.stopping.is_set():
+            await shut_down(worker, self._policy.stop_timeout_s)
+            return ExitReason.STOPPED, None
+        if supervisor.replaced.is_set() and worker.alive:
             self._group.start_soon(self._drain, worker, self._drain_timeout)
-            return "replaced"
-        code = worker.exit_code
-        self._record(
-            LogRow(
-                KERNEL_SOURCE,
-                LogType.WORKER_EXIT,
-                {"workflow": self.name, "pid": worker.pid, "code": code, "reason": "crash"},
-            )
-        )
+            return ExitReason.RELOAD, None
+        return ExitReason.CRASH, None
+
+    async def lost(self, worker: WorkerProcess, reason: ExitReason, code: int) -> None:
+        """Its runs are recorded `crashed` (their messages committed first) and resume on the
+        next worker; on a stop they stay `started` and resume at the next start."""
+        if reason is ExitReason.STOPPED:
+            return
         await self._writer.write_async(AppendLogs([]))  # a barrier: its messages are committed
         for run in [run for run in self._active.values() if run.worker is worker]:
             del self._active[run.run_id]
@@ -334,7 +288,14 @@ class WorkflowRunner:
                 )
             )
             self._to_resume.append(run)
-        return "crashed"
+
+    async def fatal(self, reason: str) -> None:
+        for run in [*self._to_resume, *self._waiting]:
+            await self._end(run.run_id, RunStatus.FAILED, reason)
+        self._to_resume.clear()
+        self._waiting.clear()
+        while (queued := self._admission.queue.claim()) is not None:
+            await self._end(queued.run_id, RunStatus.DROPPED, reason)
 
     def drain_and_respawn(self, timeout: float) -> None:
         """The workflow's code changed: new runs go to a fresh worker, and the current one
@@ -342,28 +303,7 @@ class WorkflowRunner:
         A change while the fresh worker is starting replaces that one too: the code it loaded
         may be older than the change. A FATAL workflow gets a fresh try."""
         self._drain_timeout = timeout
-        self._generation += 1
-        self._replace.set()
-
-    async def _revived(self) -> bool:
-        """FATAL until stopped (False) or its code changes (True: a clean crash history)."""
-        async with anyio.create_task_group() as waiting:
-
-            async def stopped() -> None:
-                await self._stopping.wait()
-                waiting.cancel_scope.cancel()
-
-            async def replaced() -> None:
-                await self._replace.wait()
-                waiting.cancel_scope.cancel()
-
-            waiting.start_soon(stopped)
-            waiting.start_soon(replaced)
-        if self._stopping.is_set() or self._closed is not None:
-            return False
-        self._crashes.clear()
-        log.info("workflow %s: its code changed; leaving FATAL", self.name)
-        return True
+        self._supervisor.replace()
 
     async def _drain(self, old: WorkerProcess, timeout: float) -> None:
         self._drains += 1
@@ -383,12 +323,12 @@ class WorkflowRunner:
                 RunStatus.INTERRUPTED,
                 f"still running {timeout:g}s after its workflow was reloaded",
             )
-        await self._shut_down(old)
+        await shut_down(old, self._policy.stop_timeout_s)
         await self._fill_slots()
 
     async def stop(self) -> None:
         """Stop the worker; runs in flight stay `started` and resume at the next start."""
-        self._stopping.set()
+        self._supervisor.stop()
 
     async def use(self, config: WorkflowConfig) -> None:
         """New limits: a larger concurrency starts queued runs now; a smaller one lets the runs
@@ -564,31 +504,3 @@ class WorkflowRunner:
             case Together():
                 for each in op.ops:
                     self._show(each)
-
-    async def _enter_fatal(self) -> None:
-        self.state = WorkerState.FATAL
-        count, window = self._policy.crash_limit, self._policy.crash_window_s
-        reason = f"the workflow's worker exited {count} times within {window:g}s; respawn stopped"
-        log.error("workflow %s: %s", self.name, reason)
-        self._record(
-            LogRow(
-                KERNEL_SOURCE,
-                LogType.WORKER_CRASH_LOOP,
-                {"workflow": self.name, "exits": count, "window_s": window},
-            )
-        )
-        for run in [*self._to_resume, *self._waiting]:
-            await self._end(run.run_id, RunStatus.FAILED, reason)
-        self._to_resume.clear()
-        self._waiting.clear()
-        while (queued := self._admission.queue.claim()) is not None:
-            await self._end(queued.run_id, RunStatus.DROPPED, reason)
-
-    async def _shut_down(self, worker: WorkerProcess) -> None:
-        try:
-            await worker.send(ShutdownRequest())
-        except WorkerExited:
-            return
-        with anyio.move_on_after(self._policy.stop_timeout_s, shield=True):
-            await worker.wait()
-        worker.kill()

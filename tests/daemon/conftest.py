@@ -15,8 +15,9 @@ import pytest
 
 from nerve_core import parse_nerve_config
 from nerve_daemon.kernel import Kernel, KernelOptions
-from nerve_daemon.senses.group import ComputeOutcome, GroupPolicy
+from nerve_daemon.senses.group import ComputeOutcome
 from nerve_daemon.senses.scheduler import Trigger
+from nerve_daemon.supervise.policy import GroupPolicy
 from nerve_store import LogRow
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from nerve_core import LogType, WorkerState, parse_nerve_config
 from nerve_daemon.kernel import Kernel, KernelOptions
-from nerve_daemon.senses.group import GroupPolicy, OutcomeKind
+from nerve_daemon.senses.group import OutcomeKind
+from nerve_daemon.supervise.policy import GroupPolicy
 
 from .conftest import running, wait_until
 
@@ -284,7 +285,7 @@ async def test_one_group_runs_one_compute_at_a_time(ws: Callable[..., Path]) -> 
 def test_the_first_exit_in_a_window_respawns_at_once_then_backoff_grows_until_a_crash_loop() -> (
     None
 ):
-    from nerve_daemon.senses.group import CrashHistory
+    from nerve_daemon.supervise.policy import CrashHistory
 
     history = CrashHistory(
         GroupPolicy(crash_limit=5, crash_window_s=60, backoff_first_s=0.1, backoff_max_s=0.3)

@@ -11,7 +11,7 @@ import anyio
 import pytest
 
 from nerve_core import START, LogType, RunStatus, WorkerState
-from nerve_daemon.senses.group import GroupPolicy
+from nerve_daemon.supervise.policy import GroupPolicy
 from nerve_store import LogStore
 
 from .conftest import SLEEPER, TWO_STEPS, running, wait_until

@@ -12,7 +12,8 @@ import psutil
 import pytest
 
 from nerve_core import LogType, RunStatus, WorkerState
-from nerve_daemon.senses.group import GroupPolicy, OutcomeKind
+from nerve_daemon.senses.group import OutcomeKind
+from nerve_daemon.supervise.policy import GroupPolicy
 from nerve_store import LogStore
 
 from ..daemon.conftest import TWO_STEPS, running, wait_until
