@@ -23,8 +23,7 @@ import dataclasses
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,9 +43,7 @@ from nerve_core import (
     TriggerKind,
     WorkflowDirective,
     Workspace,
-    load_nerve_config,
 )
-from nerve_core._workspace import CONFIG_FILE
 from nerve_core.errors import NerveError, StoreUnavailable
 from nerve_store import AppendLogs, LogReader, LogRow, LogStore, LogWriter, Stall, now_ms
 from nerve_store.log_store import KERNEL_SOURCE
@@ -57,12 +54,16 @@ from .control.archive_schedule import ArchiveSchedule
 from .control.config_diff import ConfigDiff, diff_configs
 from .control.file_watch import FileWatcher
 from .control.ipc import DaemonIpcServer
+from .control.reload import Reload
+from .lifetimes import Tracked, left
+from .options import KernelOptions, UnknownSense
+
+__all__ = ["Kernel", "KernelOptions", "UnknownSense"]
 from .senses.bus import SignalBus
-from .senses.group import ComputeOutcome, SenseGroup
+from .senses.group import SenseGroup
 from .senses.outcomes import OutcomeRouter
-from .senses.scheduler import Clock, Decision, ReflexScheduler, Trigger
+from .senses.scheduler import Decision, ReflexScheduler, Trigger
 from .state import KernelState, Parts, snapshot
-from .supervise.policy import GroupPolicy
 from .supervise.resource_watch import ResourceWatch
 from .supervise.worker_pool import WorkerPool
 from .workflows.manager import WorkflowManager
@@ -82,27 +83,6 @@ _LIFECYCLE = {
     LogType.CONFIG_ERROR,
     LogType.STORE_ARCHIVE,
 }
-
-
-class UnknownSense(NerveError):
-    pass
-
-
-@dataclass
-class KernelOptions:
-    group_policy: GroupPolicy = field(default_factory=GroupPolicy)
-    stop_timeout_s: float = 10.0
-    resource_interval_s: float = 1.0
-    serve_ipc: bool = False  # listen on the workspace's nerve.sock (hold the workspace lock)
-    watch_files: bool = False  # reload code, check nerve.yaml, as the workspace's files change
-    drain_timeout_s: float = 30.0  # how long a reloaded workflow's runs in flight may go on
-    # The kernel's own rows may wait this long to share a commit (awaited writes never wait).
-    log_linger_s: float = 0.002
-    clock: Clock | None = None
-    # Observers, called in the kernel's loop: every row as it is recorded, every compute outcome.
-    on_row: Callable[[LogRow], None] | None = None
-    on_compute: Callable[[str, Trigger, ComputeOutcome], None] | None = None
-    on_output: Callable[[str, str], None] | None = None  # a worker's printed line, by worker name
 
 
 class Kernel:
@@ -126,7 +106,7 @@ class Kernel:
         self._parts: TaskGroup | None = None
         self._bus: SignalBus | None = None
         self._watch: ResourceWatch | None = None
-        self._tracked: dict[str, _Tracked] = {}
+        self._tracked: dict[str, Tracked] = {}
         self._reloading = anyio.Lock()
 
     # -- lifetime --------------------------------------------------------------------------------
@@ -200,9 +180,9 @@ class Kernel:
                 self.groups, self._limits(), self._record, self.options.resource_interval_s
             )
             for name, group in self.groups.items():
-                self._tracked[f"group:{name}"] = await _Tracked.start(parts, group.run)
+                self._tracked[f"group:{name}"] = await Tracked.start(parts, group.run)
             for name, runner in workflows.runners.items():
-                self._tracked[f"workflow:{name}"] = await _Tracked.start(parts, runner.run)
+                self._tracked[f"workflow:{name}"] = await Tracked.start(parts, runner.run)
             with anyio.move_on_after(self.options.group_policy.ready_timeout_s):
                 for group in self.groups.values():
                     await group.first_start.wait()
@@ -226,12 +206,12 @@ class Kernel:
             deadline = anyio.current_time() + self.options.stop_timeout_s
             if self._scheduler is not None:
                 self._scheduler.close()
-                await self._tracked.pop("scheduler").finish(_left(deadline))
+                await self._tracked.pop("scheduler").finish(left(deadline))
             for group in self.groups.values():
                 await group.stop()
             await workflows.stop()
             for tracked in self._tracked.values():
-                await tracked.finish(_left(deadline))
+                await tracked.finish(left(deadline))
             parts.cancel_scope.cancel()
         self._record(LogRow(KERNEL_SOURCE, LogType.KERNEL_STOP, {"pid": os.getpid()}))
 
@@ -259,7 +239,7 @@ class Kernel:
         scheduler = ReflexScheduler(self.config, self._execute, self.options.clock)
         self._subscribe(scheduler)
         self._scheduler = scheduler
-        self._tracked["scheduler"] = await _Tracked.start(self._parts, scheduler.run)
+        self._tracked["scheduler"] = await Tracked.start(self._parts, scheduler.run)
 
     def _subscribe(self, scheduler: ReflexScheduler) -> None:
         """Route each signal to the senses whose `on` reflexes list its source."""
@@ -289,7 +269,7 @@ class Kernel:
             for name, senses in new_groups.items():
                 if name in diff.groups_added:
                     group = self._add_group(name, list(senses))
-                    self._tracked[f"group:{name}"] = await _Tracked.start(self._parts, group.run)
+                    self._tracked[f"group:{name}"] = await Tracked.start(self._parts, group.run)
                 group = self.groups[name]
                 group_of.update(dict.fromkeys(senses, group))
                 if name in diff.groups_restarted:
@@ -305,7 +285,7 @@ class Kernel:
 
             async def start_runner(runner: WorkflowRunner) -> None:
                 assert self._parts is not None
-                tracked = await _Tracked.start(self._parts, runner.run)
+                tracked = await Tracked.start(self._parts, runner.run)
                 self._tracked[f"workflow:{runner.name}"] = tracked
 
             for runner in await self._workflows.apply(config, start_runner):
@@ -398,53 +378,21 @@ class Kernel:
     # -- wiring ----------------------------------------------------------------------------------
 
     async def files_changed(self, changed: set[Path]) -> None:
-        """Hot reload: code under senses/<name>/ restarts that sense's group, code under
-        workflows/<name>/ drains and respawns that workflow's worker, and a changed nerve.yaml
-        is applied as a diff (an invalid one is logged as `config.error`; the running config
-        stays)."""
-        with contained("a reload"):
-            await self._reload_files(changed)
+        """Hot reload (see control/reload.py): `changed` holds paths relative to the
+        workspace."""
+        await Reload(self.workspace.config_path, self, self._record).files_changed(changed)
 
-    async def _reload_files(self, changed: set[Path]) -> None:
-        paths = sorted(str(path) for path in changed)
-        if Path(CONFIG_FILE) in changed:
-            await self._reload_config()
-        senses = {p.parts[1] for p in changed if p.parts[0] == "senses"}
-        workflows = {p.parts[1] for p in changed if p.parts[0] == "workflows"}
+    def reload_senses(self, senses: set[str]) -> list[str]:
         groups = sorted({self._group_of[s].name for s in senses if s in self._group_of})
-        drained = sorted(w for w in workflows if w in self.workflow_runners)
         for name in groups:
             self.groups[name].reload()
+        return groups
+
+    def reload_workflows(self, workflows: set[str]) -> list[str]:
+        drained = sorted(w for w in workflows if w in self.workflow_runners)
         for name in drained:
             self.workflow_runners[name].drain_and_respawn(self.options.drain_timeout_s)
-        if groups or drained:
-            self._record(
-                LogRow(
-                    KERNEL_SOURCE,
-                    LogType.CONFIG_RELOAD,
-                    {"changed": paths, "groups": groups, "workflows": drained},
-                )
-            )
-
-    async def _reload_config(self) -> None:
-        from nerve_core.errors import ConfigError
-
-        try:
-            config = load_nerve_config(self.workspace.config_path)
-        except ConfigError as exc:
-            log.error("nerve.yaml changed and is invalid; the running config stays:\n%s", exc)
-            self._record(LogRow(KERNEL_SOURCE, LogType.CONFIG_ERROR, {"error": str(exc)}))
-            return
-        diff = await self.apply_config(config)
-        if not diff.empty:
-            log.info("nerve.yaml reloaded: %s", diff.summary())
-            self._record(
-                LogRow(
-                    KERNEL_SOURCE,
-                    LogType.CONFIG_RELOAD,
-                    {"changed": [CONFIG_FILE], **diff.summary()},
-                )
-            )
+        return drained
 
     async def _launch(
         self, sense: str, directive: WorkflowDirective, payload: Any, cause: str
@@ -493,41 +441,6 @@ def _on_signal(scheduler: ReflexScheduler, sense: str) -> Callable[[Signal], Non
         scheduler.request(sense, Trigger(TriggerKind.SIGNAL, signal))
 
     return deliver
-
-
-class _Tracked:
-    """A part's task, with a way to wait for it to end and to cut it short."""
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.scope = anyio.CancelScope()
-
-    @classmethod
-    async def start(cls, group: TaskGroup, run: Callable[..., Awaitable[None]]) -> _Tracked:
-        tracked = cls()
-        await group.start(tracked._run, run)
-        return tracked
-
-    async def _run(
-        self, run: Callable[..., Awaitable[None]], *, task_status: TaskStatus[None]
-    ) -> None:
-        try:
-            with self.scope:
-                await run(task_status=task_status)
-        finally:
-            self.done.set()
-
-    async def finish(self, timeout: float) -> None:
-        """Wait up to `timeout` for the task to end on its own, then cancel it."""
-        with anyio.move_on_after(timeout, shield=True):
-            await self.done.wait()
-        self.scope.cancel()
-        with anyio.CancelScope(shield=True):
-            await self.done.wait()
-
-
-def _left(deadline: float) -> float:
-    return max(0.0, deadline - anyio.current_time())
 
 
 def _private_dir(path: Path) -> None:
