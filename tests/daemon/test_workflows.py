@@ -417,3 +417,44 @@ async def test_a_second_code_change_while_the_fresh_worker_loads_replaces_that_w
         await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED)
     with LogStore.open_readonly(root / "data/logs.db") as store:
         assert [m.content for m in store.messages(run_id)][-1] == "3"
+
+
+GARBLED = """
+import os
+import stat
+import time
+from pathlib import Path
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+def moderator(thread):
+    return "garble" if thread[-1].role == START else END
+
+def garble(ctx):
+    marker = Path(ctx.prompt)
+    if not marker.exists():  # the first time: garbage on every socket the worker holds
+        marker.write_text("done")
+        for fd in range(3, 256):
+            try:
+                if stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    os.write(fd, b"this is not the protocol\\n")
+            except OSError:
+                pass
+        time.sleep(30)
+    return "fine"
+
+definition = WorkflowDefinition(moderator=moderator, roles={"garble": garble})
+"""
+
+
+async def test_a_workflow_worker_speaking_garbage_is_killed_and_its_run_resumes(
+    ws: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = ws("workflows:\n  g: {}\n", {}, workflows={"g": GARBLED})
+    async with running(root) as (kernel, recorder):
+        run_id, _ = await kernel.trigger_workflow("g", str(tmp_path / "garbled-once"))
+        await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED, timeout=30)
+    assert recorder.statuses(run_id) == ["queued", "started", "crashed", "started", "completed"]
+    exits = [
+        r.payload for r in recorder.of(LogType.WORKER_EXIT) if r.payload.get("workflow") == "g"
+    ]
+    assert exits[0]["reason"] == "crash"
