@@ -191,7 +191,9 @@ class Kernel:
             await workflows.recover()
             await self._start_scheduler()
             await parts.start(self._watch.run)
-            archive = ArchiveSchedule(self.workspace, lambda: self.config, self._record)
+            archive = ArchiveSchedule(
+                self.workspace, lambda: self.config, self._record, commit=self._writer.write
+            )
             await parts.start(archive.run)
             if self.options.serve_ipc:
                 await parts.start(DaemonIpcServer(self, self.workspace.socket_path).run)

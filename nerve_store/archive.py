@@ -16,6 +16,7 @@ while the daemon runs: SQLite serialises the delete with the daemon's own writes
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Row, delete, func, select
+from sqlalchemy import Connection, Engine, Row, delete, func, select
 
 from . import _sqlite
+from .log_store import DeleteArchived
 from .schema import META_ARCHIVE_WATERMARK, logs, migrate, set_meta
 
 DAY_MS = 86_400_000
@@ -40,19 +42,39 @@ class ArchiveReport:
     vacuumed: bool = False
 
 
+# Commits the deletion of archived rows and the new watermark, in one transaction.
+Commit = Callable[[DeleteArchived], None]
+
+
 def archive_logs(
-    logs_db: Path, archive_dir: Path, cutoff_ms: int, *, vacuum: bool = False
+    logs_db: Path,
+    archive_dir: Path,
+    cutoff_ms: int,
+    *,
+    vacuum: bool = False,
+    commit: Commit | None = None,
 ) -> ArchiveReport:
-    """Archive the complete UTC days before the day holding `cutoff_ms` (ms since the epoch)."""
+    """Archive the complete UTC days before the day holding `cutoff_ms` (ms since the epoch).
+
+    `commit`: how the deletions are written. The daemon passes its log writer's (`LogWriter.write`),
+    so its one writer makes them, and reads go through a read-only handle; without it (`nerve
+    store archive`), this opens a writer of its own."""
     boundary = cutoff_ms - cutoff_ms % DAY_MS
     report = ArchiveReport(boundary_ms=boundary)
     archive_dir.mkdir(parents=True, exist_ok=True)
     for stale in archive_dir.glob(".*.tmp"):
         stale.unlink(missing_ok=True)  # left by a run that crashed before its rename
-    engine = _sqlite.open_writer(logs_db)
+    own = commit is None
+    if own:
+        engine = _sqlite.open_writer(logs_db)
+        commit = functools.partial(_commit_own, engine)
+    else:
+        engine = _sqlite.open_reader(logs_db, what="logs.db")
+    assert commit is not None
     try:
-        with engine.begin() as connection:
-            migrate(connection)
+        if own:
+            with engine.begin() as connection:
+                migrate(connection)
         while True:
             with engine.connect() as connection:
                 oldest = connection.execute(
@@ -62,11 +84,12 @@ def archive_logs(
                 break
             day_start = oldest - oldest % DAY_MS
             day = _day_name(day_start)
-            written = _archive_day(engine.connect, archive_dir, day, day_start, day_start + DAY_MS)
+            written = _archive_day(
+                engine.connect, commit, archive_dir, day, day_start, day_start + DAY_MS
+            )
             report.days.append(day)
             report.rows += written
-        with engine.begin() as connection:
-            set_meta(connection, META_ARCHIVE_WATERMARK, str(boundary))
+        commit(DeleteArchived((), boundary))
         if vacuum:
             raw = engine.raw_connection()
             try:
@@ -79,8 +102,19 @@ def archive_logs(
     return report
 
 
+def _commit_own(engine: Engine, op: DeleteArchived) -> None:
+    with engine.begin() as connection:
+        _delete(connection, list(op.ids))
+        set_meta(connection, META_ARCHIVE_WATERMARK, str(op.watermark))
+
+
 def _archive_day(
-    connect: Callable[[], Connection], archive_dir: Path, day: str, start: int, end: int
+    connect: Callable[[], Connection],
+    commit: Commit,
+    archive_dir: Path,
+    day: str,
+    start: int,
+    end: int,
 ) -> int:
     """Archive the rows of one day; return how many were added to its file."""
     target = archive_dir / f"{day}.jsonl"
@@ -109,9 +143,7 @@ def _archive_day(
     os.replace(temp, target)
     _fsync_dir(archive_dir)
     _checkpoint("renamed")
-    with connect() as connection, connection.begin():
-        _delete(connection, read_ids)
-        set_meta(connection, META_ARCHIVE_WATERMARK, str(end))
+    commit(DeleteArchived(read_ids, end))
     _checkpoint("deleted")
     return added
 

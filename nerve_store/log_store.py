@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Row, func, select, update
+from sqlalchemy import Connection, Engine, Row, delete, func, select, update
 
 from nerve_core import LogType, RunStatus, WorkflowMessage
 from nerve_core.errors import StoreError
 
 from . import _sqlite
-from .schema import get_meta, logs, migrate, set_meta, workflow_runs
+from .schema import META_ARCHIVE_WATERMARK, get_meta, logs, migrate, set_meta, workflow_runs
 
 KERNEL_SOURCE = "kernel"
 
@@ -134,6 +134,15 @@ class SetMeta:
 
 
 @dataclass(frozen=True, slots=True)
+class DeleteArchived:
+    """Rows an archive run has written to its day's file, safely: deleted by id, and the archive
+    watermark advanced, in one transaction."""
+
+    ids: Sequence[int]
+    watermark: int
+
+
+@dataclass(frozen=True, slots=True)
 class Together:
     """Operations that commit together or not at all, even when their batch has to be split to
     isolate a failing operation (say, a run's start and its START message)."""
@@ -141,7 +150,9 @@ class Together:
     ops: tuple[WriteOp, ...]
 
 
-WriteOp = AppendLogs | CreateRun | TransitionRun | AppendMessage | SetMeta | Together
+WriteOp = (
+    AppendLogs | CreateRun | TransitionRun | AppendMessage | SetMeta | DeleteArchived | Together
+)
 
 
 # -- the store ------------------------------------------------------------------------------------
@@ -208,6 +219,11 @@ class LogStore:
                     _append_message(connection, op)
                 case SetMeta():
                     set_meta(connection, op.key, op.value)
+                case DeleteArchived():
+                    for start in range(0, len(op.ids), 500):
+                        chunk = list(op.ids[start : start + 500])
+                        connection.execute(delete(logs).where(logs.c.id.in_(chunk)))
+                    set_meta(connection, META_ARCHIVE_WATERMARK, str(op.watermark))
                 case Together():
                     self._apply(connection, op.ops)
         if pending:

@@ -1,9 +1,12 @@
 """The daily archive: with `store.archive_after` set, old log rows move to
 data/archive/logs/ once at start and then every day (`nerve store archive` does the same by
-hand). The archiving runs on a worker thread with its own connection; the log writer goes on."""
+hand). The archiving runs on a worker thread: it reads through a read-only handle, and the
+deletion of what it archived goes through the daemon's log writer, the one writer of logs.db, so
+the archive never contends with the daemon for the write lock."""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -12,6 +15,7 @@ from anyio.abc import TaskStatus
 
 from nerve_core import LogType, NerveConfig, Workspace
 from nerve_store import LogRow, archive_logs, now_ms
+from nerve_store.archive import Commit
 from nerve_store.log_store import KERNEL_SOURCE
 
 log = logging.getLogger("nerve")
@@ -26,8 +30,10 @@ class ArchiveSchedule:
         config: Callable[[], NerveConfig],
         record: Callable[[LogRow], None],
         every: float = DAY_S,
+        commit: Commit | None = None,
     ) -> None:
         self._workspace = workspace
+        self._commit = commit  # the daemon's log writer: its one writer deletes what is archived
         self._config = config  # read each time: a reload may change archive_after
         self._record = record
         self._every = every
@@ -45,7 +51,13 @@ class ArchiveSchedule:
         cutoff = now_ms() - round(after * 1000)
         try:
             report = await anyio.to_thread.run_sync(
-                archive_logs, self._workspace.logs_db, self._workspace.archive_dir, cutoff
+                functools.partial(
+                    archive_logs,
+                    self._workspace.logs_db,
+                    self._workspace.archive_dir,
+                    cutoff,
+                    commit=self._commit,
+                )
             )
         except Exception as exc:  # a full disk, a locked file: try again tomorrow
             log.error("the daily archive failed: %s", exc)

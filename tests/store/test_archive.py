@@ -149,3 +149,38 @@ def test_a_crash_at_any_step_loses_and_duplicates_nothing(
     assert not set(after_file) & set(after_db)
     assert after_file | after_db == before
     assert [p.name for p in archive_dir.iterdir() if p.name.startswith(".")] == []
+
+
+def test_an_archive_given_the_log_writer_deletes_through_it_while_the_writer_writes(
+    tmp_path: Path,
+) -> None:
+    """The daemon's archive: its one writer makes the deletions (no second writer contends for
+    the lock), reads go through a read-only handle, and rows written meanwhile all commit."""
+    from nerve_store import DeleteArchived, LogWriter
+
+    store = LogStore.open(tmp_path / "logs.db")
+    fill(store)
+    committed: list[object] = []
+    with LogWriter(store) as writer:
+
+        def commit(op: DeleteArchived) -> None:
+            committed.append(op)
+            writer.write(op)
+
+        futures = [
+            writer.append(LogRow("live", LogType.SIGNAL, n, ts=TODAY + n)) for n in range(200)
+        ]
+        report = archive_logs(store.path, tmp_path / "archive", TODAY, commit=commit)
+        futures += [
+            writer.append(LogRow("live", LogType.SIGNAL, n, ts=TODAY + n)) for n in range(200)
+        ]
+        for future in futures:
+            future.result(timeout=30)
+    assert report.days == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    assert [len(op.ids) for op in committed] == [50, 50, 50, 0]  # three days, then the watermark
+    with LogStore.open_readonly(store.path) as reader:
+        left = reader.logs(limit=10**6)
+        assert reader.meta("archive_watermark") == str(TODAY)
+    assert all(row.ts >= TODAY for row in left)
+    assert len([row for row in left if row.source == "live"]) == 400
+    store.close()
