@@ -67,7 +67,8 @@ from .state import KernelState, Parts, snapshot
 from .supervise.resource_watch import ResourceWatch
 from .supervise.worker_pool import WorkerPool
 from .workflows.manager import WorkflowManager
-from .workflows.runner import RunnerParts, WorkflowRunner
+from .workflows.runner import WorkflowRunner
+from .workflows.runs import RunnerParts
 
 log = logging.getLogger("nerve")
 

@@ -49,7 +49,7 @@ from nerve_core import (
 )
 from nerve_core.errors import NerveError, StoreUnavailable
 
-from ..workflows.runner import UnknownRun, UnknownWorkflow
+from ..workflows.runs import UnknownRun, UnknownWorkflow
 
 if TYPE_CHECKING:
     from nerve_core import DaemonRequest

@@ -20,7 +20,8 @@ from nerve_store import (
     TransitionRun,
 )
 
-from .runner import RunnerParts, UnknownRun, UnknownWorkflow, WorkflowRunner
+from .runner import WorkflowRunner
+from .runs import RunnerParts, UnknownRun, UnknownWorkflow
 
 log = logging.getLogger("nerve")
 

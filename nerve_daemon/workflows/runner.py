@@ -13,11 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -38,14 +34,12 @@ from nerve_core import (
     WorkflowConfig,
     WorkflowMessage,
 )
-from nerve_core.errors import NerveError, ProtocolError
+from nerve_core.errors import ProtocolError
 from nerve_store import (
     AppendLogs,
     AppendMessage,
     CreateRun,
-    LogReader,
     LogRow,
-    LogWriter,
     RunRecord,
     Together,
     TransitionRun,
@@ -54,46 +48,12 @@ from nerve_store import (
 )
 
 from ..containment import contained
-from ..supervise.policy import GroupPolicy
 from ..supervise.supervisor import ExitReason, Supervisor, shut_down
-from ..supervise.worker_pool import WorkerExited, WorkerPool, WorkerProcess
+from ..supervise.worker_pool import WorkerExited, WorkerProcess
 from .admission import Admission, Verdict
+from .runs import Run, RunnerParts, committed_rows, new_run_id
 
 log = logging.getLogger("nerve")
-
-
-class UnknownWorkflow(NerveError):
-    pass
-
-
-class UnknownRun(NerveError):
-    pass
-
-
-def new_run_id() -> str:
-    """Sortable by creation time, unique: `20261123T085500-3fa2c1d0`."""
-    return f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
-
-
-@dataclass(frozen=True, slots=True)
-class RunnerParts:
-    """What every workflow runner of a kernel shares."""
-
-    root: Path
-    pool: WorkerPool
-    writer: LogWriter
-    reader: LogReader  # reads off the loop, never through the writer's lock
-    record: Callable[[LogRow], None]
-    policy: GroupPolicy
-    observe: Callable[[LogRow], None] | None = None
-
-
-@dataclass
-class _Run:
-    run_id: str
-    prompt: str
-    max_rounds: int
-    worker: WorkerProcess | None = None
 
 
 class WorkflowRunner:
@@ -107,13 +67,13 @@ class WorkflowRunner:
         self._reader = parts.reader
         self._record = parts.record
         self._policy = parts.policy
-        self._admission: Admission[_Run] = Admission(config)
-        self._active: dict[str, _Run] = {}  # sent to a worker
-        self._waiting: list[_Run] = []  # admitted, their slot held, waiting for a worker
+        self._admission: Admission[Run] = Admission(config)
+        self._active: dict[str, Run] = {}  # sent to a worker
+        self._waiting: list[Run] = []  # admitted, their slot held, waiting for a worker
         self._closed: str | None = None  # why no new run is admitted (the workflow was removed)
         self._drain_timeout = 30.0
         self._drains = 0
-        self._to_resume: list[_Run] = []
+        self._to_resume: list[Run] = []
         self._group: TaskGroup | None = None
         self._readers = 0
         self._supervisor = Supervisor(self, parts.pool, parts.record, parts.policy)
@@ -155,7 +115,7 @@ class WorkflowRunner:
     ) -> tuple[str, RunStatus]:
         """Record a new run and start, queue or drop it; return its id and status. Admission is
         decided before the first await, so simultaneous launches never share a slot."""
-        run = _Run(new_run_id(), prompt, max_rounds)
+        run = Run(new_run_id(), prompt, max_rounds)
         create = CreateRun(run.run_id, self.name, prompt, max_rounds, origin, payload, cause=cause)
         closed = self._closed
         if self.state is WorkerState.FATAL:
@@ -200,7 +160,7 @@ class WorkflowRunner:
     async def recover(self, runs: list[RunRecord]) -> None:
         """Take over runs a previous kernel left unfinished (oldest first)."""
         for record in runs:
-            run = _Run(record.run_id, record.prompt, record.max_rounds)
+            run = Run(record.run_id, record.prompt, record.max_rounds)
             if record.status is RunStatus.QUEUED:
                 self._admission.queue.enqueue(run)
                 continue
@@ -445,7 +405,7 @@ class WorkflowRunner:
         while self._waiting and self._can_start():
             await self._start(self._waiting.pop(0))
 
-    async def _start(self, run: _Run) -> None:
+    async def _start(self, run: Run) -> None:
         ts = now_ms()
         # One commit: a run is never `started` without its START message, whenever nerve dies.
         started = TransitionRun(run.run_id, RunStatus.STARTED, ts=ts)
@@ -465,7 +425,7 @@ class WorkflowRunner:
             await self._send_start(run, thread, resume=True)
 
     async def _send_start(
-        self, run: _Run, thread: list[WorkflowMessage], *, resume: bool = False
+        self, run: Run, thread: list[WorkflowMessage], *, resume: bool = False
     ) -> None:
         """Hand `run` to the current worker with its thread (persisted already)."""
         assert self.worker is not None
@@ -490,17 +450,6 @@ class WorkflowRunner:
 
     def _show(self, op: WriteOp) -> None:
         """Show observers (the live view) what was just committed."""
-        if self._observe is None:
-            return
-        match op:
-            case CreateRun() | TransitionRun():
-                payload: dict[str, Any] = {"status": str(op.status), "reason": op.reason}
-                row = LogRow(self.name, LogType.WORKFLOW_STATUS, payload, op.run_id, now_ms())
+        if self._observe is not None:
+            for row in committed_rows(self.name, op):
                 self._observe(row)
-            case AppendMessage():
-                payload = {"round": op.round, "role": op.role, "content": op.content}
-                row = LogRow(self.name, LogType.WORKFLOW_MESSAGE, payload, op.run_id, now_ms())
-                self._observe(row)
-            case Together():
-                for each in op.ops:
-                    self._show(each)

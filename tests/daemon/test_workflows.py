@@ -221,7 +221,7 @@ async def test_a_queued_and_a_started_run_can_be_cancelled(ws: Callable[..., Pat
         after, status = await kernel.trigger_workflow("slow", "0.1")
         assert status is RunStatus.STARTED  # the slot was freed
         await wait_until(lambda: final_status(root, after) is RunStatus.COMPLETED)
-        from nerve_daemon.workflows.runner import UnknownRun
+        from nerve_daemon.workflows.runs import UnknownRun
 
         with pytest.raises(UnknownRun, match="already cancelled"):
             await kernel.cancel_workflow(started)
@@ -352,7 +352,7 @@ definition = WorkflowDefinition(moderator=moderator, roles={"look": look})
 async def test_a_launch_of_an_undeclared_workflow_from_the_api_is_refused(
     ws: Callable[..., Path],
 ) -> None:
-    from nerve_daemon.workflows.runner import UnknownWorkflow
+    from nerve_daemon.workflows.runs import UnknownWorkflow
 
     root = ws("workflows:\n  slow: {}\n", {}, workflows={"slow": SLEEPER})
     async with running(root) as (kernel, _):
