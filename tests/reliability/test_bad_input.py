@@ -84,7 +84,7 @@ lines = st.one_of(
 def test_the_request_parser_answers_every_line_without_raising(figure: Figure) -> None:
     tried = 0
 
-    @fuzz(scaled(500, 2_000))
+    @fuzz(scaled(250, 2_000))
     @given(lines)
     def check(line: bytes) -> None:
         nonlocal tried
@@ -99,7 +99,7 @@ def test_the_request_parser_answers_every_line_without_raising(figure: Figure) -
 def test_the_config_parser_never_raises_and_locates_every_error(figure: Figure) -> None:
     texts, structured, located = 0, 0, 0
 
-    @fuzz(scaled(300, 1_000))
+    @fuzz(scaled(150, 1_000))
     @given(st.text(max_size=300))
     def any_text(text: str) -> None:
         nonlocal texts
@@ -108,7 +108,7 @@ def test_the_config_parser_never_raises_and_locates_every_error(figure: Figure) 
         if not parsed.ok:
             assert all(str(issue).startswith("nerve.yaml") for issue in parsed.error)
 
-    @fuzz(scaled(300, 1_000))
+    @fuzz(scaled(150, 1_000))
     @given(
         st.fixed_dictionaries(
             {},
@@ -155,7 +155,7 @@ def test_the_live_socket_answers_thousands_of_fuzzed_lines_and_lives(
     sent, refused, accepted = 0, 0, 0
     codes: set[str] = set()
 
-    @fuzz(scaled(60, 150))
+    @fuzz(scaled(40, 150))
     @given(st.lists(lines, min_size=10, max_size=40))
     def check(batch: list[bytes]) -> None:
         nonlocal sent, refused, accepted
