@@ -43,3 +43,15 @@ class Tracked:
 def left(deadline: float) -> float:
     """What is left of `deadline` (loop time), never less than nothing."""
     return max(0.0, deadline - anyio.current_time())
+
+
+async def until_first(*waits: Callable[[], Awaitable[object]]) -> None:
+    """Return as soon as the first of `waits` returns; the others are cancelled."""
+    async with anyio.create_task_group() as group:
+
+        async def one(wait: Callable[[], Awaitable[object]]) -> None:
+            await wait()
+            group.cancel_scope.cancel()
+
+        for wait in waits:
+            group.start_soon(one, wait)

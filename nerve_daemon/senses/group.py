@@ -38,7 +38,7 @@ from nerve_core.errors import ProtocolError
 from nerve_store import LogRow
 
 from ..supervise.policy import GroupPolicy
-from ..supervise.supervisor import ExitReason, Supervisor, shut_down
+from ..supervise.supervisor import ExitReason, Supervised, Supervisor, shut_down
 from ..supervise.worker_pool import WorkerExited, WorkerPool, WorkerProcess
 
 log = logging.getLogger("nerve")
@@ -75,7 +75,7 @@ class _Job:
             self.done.set()
 
 
-class SenseGroup:
+class SenseGroup(Supervised):
     def __init__(
         self,
         name: str,
@@ -100,23 +100,6 @@ class SenseGroup:
         self._backlog: collections.deque[_Job] = collections.deque()  # to resend after a restart
         self._restart_reason: str | None = None  # why the kernel killed the worker on purpose
         self._idle: anyio.CancelScope | None = None
-
-    @property
-    def state(self) -> WorkerState:
-        return self._supervisor.state
-
-    @property
-    def worker(self) -> WorkerProcess | None:
-        return self._supervisor.worker
-
-    @property
-    def restarts(self) -> int:
-        return self._supervisor.restarts
-
-    @property
-    def first_start(self) -> anyio.Event:
-        """Set once the first worker is up, or failed to come up."""
-        return self._supervisor.first_start
 
     # -- what the scheduler calls ----------------------------------------------------------------
 

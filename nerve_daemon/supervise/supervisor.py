@@ -33,6 +33,7 @@ from nerve_core.errors import ProtocolError
 from nerve_store import LogRow
 from nerve_store.log_store import KERNEL_SOURCE
 
+from ..lifetimes import until_first
 from .policy import CrashHistory, GroupPolicy
 from .worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
 
@@ -204,18 +205,7 @@ class Supervisor:
 
     async def _revived(self) -> bool:
         """FATAL until stopped (False) or replaced (True: a clean crash history)."""
-        async with anyio.create_task_group() as waiting:
-
-            async def stopped() -> None:
-                await self.stopping.wait()
-                waiting.cancel_scope.cancel()
-
-            async def replaced() -> None:
-                await self._replaced.wait()
-                waiting.cancel_scope.cancel()
-
-            waiting.start_soon(stopped)
-            waiting.start_soon(replaced)
+        await until_first(self.stopping.wait, self._replaced.wait)
         if self.stopping.is_set():
             return False
         self._crashes.clear()
@@ -230,6 +220,29 @@ class Supervisor:
         if detail:
             payload["detail"] = detail
         self._record(LogRow(KERNEL_SOURCE, LogType.WORKER_EXIT, payload))
+
+
+class Supervised:
+    """What a supervised owner shows of its worker: its supervisor's view, read-only."""
+
+    _supervisor: Supervisor
+
+    @property
+    def state(self) -> WorkerState:
+        return self._supervisor.state
+
+    @property
+    def worker(self) -> WorkerProcess | None:
+        return self._supervisor.worker
+
+    @property
+    def restarts(self) -> int:
+        return self._supervisor.restarts
+
+    @property
+    def first_start(self) -> anyio.Event:
+        """Set once the first worker is up, or failed to come up."""
+        return self._supervisor.first_start
 
 
 async def shut_down(worker: WorkerProcess, timeout: float) -> None:

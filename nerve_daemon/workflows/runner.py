@@ -48,7 +48,8 @@ from nerve_store import (
 )
 
 from ..containment import contained
-from ..supervise.supervisor import ExitReason, Supervisor, shut_down
+from ..lifetimes import until_first
+from ..supervise.supervisor import ExitReason, Supervised, Supervisor, shut_down
 from ..supervise.worker_pool import WorkerExited, WorkerProcess
 from .admission import Admission, Verdict
 from .runs import Run, RunnerParts, committed_rows, new_run_id
@@ -56,7 +57,7 @@ from .runs import Run, RunnerParts, committed_rows, new_run_id
 log = logging.getLogger("nerve")
 
 
-class WorkflowRunner:
+class WorkflowRunner(Supervised):
     def __init__(self, name: str, config: WorkflowConfig, parts: RunnerParts) -> None:
         self.name = name
         self._observe = parts.observe
@@ -77,22 +78,6 @@ class WorkflowRunner:
         self._group: TaskGroup | None = None
         self._readers = 0
         self._supervisor = Supervisor(self, parts.pool, parts.record, parts.policy)
-
-    @property
-    def state(self) -> WorkerState:
-        return self._supervisor.state
-
-    @property
-    def worker(self) -> WorkerProcess | None:
-        return self._supervisor.worker
-
-    @property
-    def restarts(self) -> int:
-        return self._supervisor.restarts
-
-    @property
-    def first_start(self) -> anyio.Event:
-        return self._supervisor.first_start
 
     @property
     def running(self) -> int:
@@ -212,20 +197,7 @@ class WorkflowRunner:
         await self._start_waiting()
         await self._fill_slots()
         supervisor = self._supervisor
-        async with anyio.create_task_group() as waiting:
-
-            async def replaced() -> None:
-                await supervisor.replaced.wait()
-                waiting.cancel_scope.cancel()
-
-            async def stopping() -> None:
-                await supervisor.stopping.wait()
-                waiting.cancel_scope.cancel()
-
-            waiting.start_soon(replaced)
-            waiting.start_soon(stopping)
-            await worker.wait()
-            waiting.cancel_scope.cancel()
+        await until_first(worker.wait, supervisor.replaced.wait, supervisor.stopping.wait)
         if supervisor.stopping.is_set():
             await shut_down(worker, self._policy.stop_timeout_s)
             return ExitReason.STOPPED, None

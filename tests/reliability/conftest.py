@@ -3,7 +3,9 @@ the summary at the end of the run (see `tests/conftest.py`) and stated in RELIAB
 
 from __future__ import annotations
 
+import json
 import shutil
+import socket
 import sqlite3
 import statistics
 import tempfile
@@ -16,6 +18,7 @@ from typing import Any
 import psutil
 import pytest
 
+from ..cli.conftest import run_nerve
 from ..conftest import FIGURE
 from ..daemon.conftest import build_workspace, ws  # noqa: F401  (the workspace fixture, shared)
 
@@ -80,3 +83,23 @@ def query(root: Path, sql: str, *params: object) -> list[Any]:
     """Rows of `sql` on the workspace's logs.db, read-only, as a user would read them."""
     with sqlite3.connect(f"file:{root / 'data/logs.db'}?mode=ro", uri=True) as db:
         return db.execute(sql, params).fetchall()
+
+
+@pytest.fixture
+def daemon() -> Iterator[Path]:
+    """A started daemon (`nerve start`) with a sense `tick` and a workflow `echo` (5 at once)."""
+    config = "senses:\n  tick: {}\nworkflows:\n  echo: {concurrency: 5}\n"
+    with daemon_workspace(config, {"tick": RETURN_ONE}, {"echo": ECHO}) as root:
+        assert run_nerve("start", cwd=root).code == 0
+        yield root
+
+
+def ask(root: Path, line: bytes) -> dict[str, Any]:
+    """One request line on the workspace's socket, as a client sends it; its answer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(30)
+        sock.connect(str(root / "nerve.sock"))
+        sock.sendall(line + b"\n")
+        with sock.makefile("rb") as answers:
+            answer: dict[str, Any] = json.loads(answers.readline())
+            return answer

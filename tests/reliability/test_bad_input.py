@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,7 +25,7 @@ from ..cli.conftest import run_nerve
 from ..daemon.conftest import running, wait_until
 from ..scale import scaled
 from ..strategies import json_values
-from .conftest import ECHO, RETURN_ONE, Figure, daemon_workspace
+from .conftest import Figure
 
 pytestmark = pytest.mark.slow
 
@@ -138,14 +138,6 @@ def test_the_config_parser_never_raises_and_locates_every_error(figure: Figure) 
         f"{texts} texts + {structured} structured documents, none raised; "
         f"{located}/{located} errors located by line",
     )
-
-
-@pytest.fixture
-def daemon() -> Iterator[Path]:
-    config = "senses:\n  tick: {}\nworkflows:\n  echo: {}\n"
-    with daemon_workspace(config, {"tick": RETURN_ONE}, {"echo": ECHO}) as root:
-        assert run_nerve("start", cwd=root).code == 0
-        yield root
 
 
 def test_the_live_socket_answers_thousands_of_fuzzed_lines_and_lives(

@@ -4,38 +4,17 @@ daemon goes on serving."""
 
 from __future__ import annotations
 
-import json
-import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from nerve_core import LogType
 
-from ..cli.conftest import run_nerve
 from ..daemon.conftest import running, wait_until
-from .conftest import ECHO, RETURN_ONE, Figure, daemon_workspace, query, wait_for
+from .conftest import ECHO, RETURN_ONE, Figure, ask, query, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def daemon() -> Iterator[Path]:
-    config = "senses:\n  tick: {}\nworkflows:\n  echo: {concurrency: 5}\n"
-    with daemon_workspace(config, {"tick": RETURN_ONE}, {"echo": ECHO}) as root:
-        assert run_nerve("start", cwd=root).code == 0
-        yield root
-
-
-def ask(root: Path, line: bytes) -> dict[str, object]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(30)
-        sock.connect(str(root / "nerve.sock"))
-        sock.sendall(line + b"\n")
-        with sock.makefile("rb") as answers:
-            answer: dict[str, object] = json.loads(answers.readline())
-            return answer
 
 
 TRIGGER = b'{"type":"trigger-workflow","workflow":"echo"'

@@ -4,17 +4,14 @@ archive`) never blocks the daemon's loop: its reads go through a read-only handl
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ..cli.conftest import run_nerve
-from .conftest import ECHO, RETURN_ONE, Figure, daemon_workspace
+from .conftest import Figure, ask
 
 pytestmark = pytest.mark.slow
 
@@ -28,24 +25,6 @@ db.execute("ROLLBACK")
 """
 
 
-@pytest.fixture
-def daemon() -> Iterator[Path]:
-    config = "senses:\n  tick: {}\nworkflows:\n  echo: {}\n"
-    with daemon_workspace(config, {"tick": RETURN_ONE}, {"echo": ECHO}) as root:
-        assert run_nerve("start", cwd=root).code == 0
-        yield root
-
-
-def ask(root: Path, request: dict[str, object]) -> dict[str, object]:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(60)
-        sock.connect(str(root / "nerve.sock"))
-        sock.sendall(json.dumps(request).encode() + b"\n")
-        with sock.makefile("rb") as answers:
-            answer: dict[str, object] = json.loads(answers.readline())
-            return answer
-
-
 def test_a_write_lock_held_by_another_process_never_blocks_the_daemons_reads(
     daemon: Path, figure: Figure
 ) -> None:
@@ -57,14 +36,17 @@ def test_a_write_lock_held_by_another_process_never_blocks_the_daemons_reads(
         assert holder.stdout is not None
         assert holder.stdout.readline().strip() == "holding"
         started = time.monotonic()
-        answer = ask(daemon, {"type": "cancel-workflow", "runId": "20260101T000000-00000000"})
+        answer = ask(
+            daemon,
+            json.dumps({"type": "cancel-workflow", "runId": "20260101T000000-00000000"}).encode(),
+        )
         waited = time.monotonic() - started
         assert holder.poll() is None  # answered while the lock was still held
         assert answer["ok"] is False
         error = answer["error"]
         assert isinstance(error, dict)
         assert error["code"] == "unknown_run", answer
-        health = ask(daemon, {"type": "health"})
+        health = ask(daemon, b'{"type":"health"}')
         assert health["ok"] is True
         assert holder.poll() is None
         holder.kill()
