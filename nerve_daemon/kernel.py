@@ -48,7 +48,6 @@ from nerve_core.errors import NerveError, StoreUnavailable
 from nerve_store import AppendLogs, LogReader, LogRow, LogStore, LogWriter, Stall, now_ms
 from nerve_store.log_store import KERNEL_SOURCE
 
-from . import state
 from .containment import contained
 from .control.archive_schedule import ArchiveSchedule
 from .control.config_diff import ConfigDiff, diff_configs
@@ -57,18 +56,18 @@ from .control.ipc import DaemonIpcServer
 from .control.reload import Reload
 from .lifetimes import Tracked, left
 from .options import KernelOptions, UnknownSense
-
-__all__ = ["Kernel", "KernelOptions", "UnknownSense"]
 from .senses.bus import SignalBus
 from .senses.group import SenseGroup
 from .senses.outcomes import OutcomeRouter
 from .senses.scheduler import Decision, ReflexScheduler, Trigger
-from .state import KernelState, Parts, snapshot
+from .state import KernelState, Parts, render_health, sense_infos, snapshot, stall_problem
 from .supervise.resource_watch import ResourceWatch
 from .supervise.worker_pool import WorkerPool
 from .workflows.manager import WorkflowManager
 from .workflows.runner import WorkflowRunner
 from .workflows.runs import RunnerParts
+
+__all__ = ["Kernel", "KernelOptions", "UnknownSense"]
 
 log = logging.getLogger("nerve")
 
@@ -332,7 +331,7 @@ class Kernel:
 
     def store_problem(self) -> str | None:
         """Why logs.db cannot be written now, in a sentence; None while it can."""
-        return state.stall_problem(None if self._writer is None else self._writer.stall)
+        return stall_problem(None if self._writer is None else self._writer.stall)
 
     def _refuse_while_stalled(self) -> None:
         problem = self.store_problem()
@@ -373,10 +372,10 @@ class Kernel:
         )
 
     def list_senses(self) -> list[SenseInfo]:
-        return state.sense_infos(self.state())
+        return sense_infos(self.state())
 
     def health(self) -> HealthResponse:
-        return state.health(self.state())
+        return render_health(self.state())
 
     # -- wiring ----------------------------------------------------------------------------------
 

@@ -121,7 +121,7 @@ def snapshot(parts: Parts) -> KernelState:
     )
 
 
-def health(state: KernelState) -> HealthResponse:
+def render_health(state: KernelState) -> HealthResponse:
     return HealthResponse(
         pid=state.pid,
         uptime_s=state.uptime_s,

@@ -57,7 +57,9 @@ class ArchiveSchedule:
                     self._workspace.archive_dir,
                     cutoff,
                     commit=self._commit,
-                )
+                ),
+                # A stop never waits for an archive stuck behind a stalled writer.
+                abandon_on_cancel=True,
             )
         except Exception as exc:  # a full disk, a locked file: try again tomorrow
             log.error("the daily archive failed: %s", exc)
