@@ -45,8 +45,16 @@ from nerve_core import (
     Workspace,
 )
 from nerve_core.errors import NerveError, StoreUnavailable
-from nerve_store import AppendLogs, LogReader, LogRow, LogStore, LogWriter, Stall, now_ms
-from nerve_store.log_store import KERNEL_SOURCE
+from nerve_store import (
+    KERNEL_SOURCE,
+    AppendLogs,
+    LogReader,
+    LogRow,
+    LogStore,
+    LogWriter,
+    Stall,
+    now_ms,
+)
 
 from .containment import contained
 from .control.archive_schedule import ArchiveSchedule

@@ -16,6 +16,7 @@ from .archive import ArchiveReport, archive_logs, read_archive_day
 from .blobs import BlobStore
 from .log_reader import LogReader
 from .log_store import (
+    KERNEL_SOURCE,
     AppendLogs,
     AppendMessage,
     CreateRun,
@@ -35,6 +36,7 @@ from .log_writer import LogWriter, Stall
 from .sense_db import MigrationError, apply_migrations, open_sense_db, open_sense_db_readonly
 
 __all__ = [
+    "KERNEL_SOURCE",
     "AppendLogs",
     "AppendMessage",
     "ArchiveReport",

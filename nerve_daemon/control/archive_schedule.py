@@ -14,9 +14,8 @@ import anyio
 from anyio.abc import TaskStatus
 
 from nerve_core import LogType, NerveConfig, Workspace
-from nerve_store import LogRow, archive_logs, now_ms
+from nerve_store import KERNEL_SOURCE, LogRow, archive_logs, now_ms
 from nerve_store.archive import Commit
-from nerve_store.log_store import KERNEL_SOURCE
 
 log = logging.getLogger("nerve")
 

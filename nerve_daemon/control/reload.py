@@ -18,8 +18,7 @@ from typing import Protocol
 from nerve_core import LogType, NerveConfig, load_nerve_config
 from nerve_core._workspace import CONFIG_FILE
 from nerve_core.errors import ConfigError
-from nerve_store import LogRow
-from nerve_store.log_store import KERNEL_SOURCE
+from nerve_store import KERNEL_SOURCE, LogRow
 
 from ..containment import contained
 from .config_diff import ConfigDiff

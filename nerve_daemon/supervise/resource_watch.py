@@ -18,8 +18,7 @@ import psutil
 from anyio.abc import TaskStatus
 
 from nerve_core import LimitsConfig, LogType, WorkerState
-from nerve_store import LogRow
-from nerve_store.log_store import KERNEL_SOURCE
+from nerve_store import KERNEL_SOURCE, LogRow
 
 from .worker_pool import WorkerProcess
 

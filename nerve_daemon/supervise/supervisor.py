@@ -30,8 +30,7 @@ import anyio
 
 from nerve_core import LogType, WorkerReady, WorkerState
 from nerve_core.errors import ProtocolError
-from nerve_store import LogRow
-from nerve_store.log_store import KERNEL_SOURCE
+from nerve_store import KERNEL_SOURCE, LogRow
 
 from ..lifetimes import until_first
 from .policy import CrashHistory, GroupPolicy

@@ -39,8 +39,7 @@ from nerve_core import (
     encode_worker_message,
 )
 from nerve_core.errors import NerveError, ProtocolError
-from nerve_store import LogRow
-from nerve_store.log_store import KERNEL_SOURCE
+from nerve_store import KERNEL_SOURCE, LogRow
 
 from ..containment import contained
 from .policy import CrashHistory, GroupPolicy
