@@ -158,6 +158,9 @@ class SenseGroup(Supervised):
     def identity(self) -> dict[str, Any]:
         return {"group": self.name}
 
+    def start_details(self) -> dict[str, Any]:
+        return {"senses": self.senses}
+
     def wants_worker(self) -> bool:
         return True
 

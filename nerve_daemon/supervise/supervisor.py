@@ -59,6 +59,10 @@ class Tenant(Protocol):
         """What names the owner in `worker.*` rows, e.g. `{"group": "system"}`."""
         ...
 
+    def start_details(self) -> dict[str, Any]:
+        """What else a `worker.start` row says (a group's senses, say)."""
+        ...
+
     def wants_worker(self) -> bool:
         """Whether a (new) worker should start: False once the tenant is retired."""
         ...
@@ -175,7 +179,7 @@ class Supervisor:
             LogRow(
                 KERNEL_SOURCE,
                 LogType.WORKER_START,
-                {**self._tenant.identity(), "pid": worker.pid},
+                {**self._tenant.identity(), "pid": worker.pid, **self._tenant.start_details()},
             )
         )
         reason, detail = await self._tenant.serve(worker, ready)

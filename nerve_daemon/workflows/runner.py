@@ -183,6 +183,9 @@ class WorkflowRunner(Supervised):
     def identity(self) -> dict[str, Any]:
         return {"workflow": self.name}
 
+    def start_details(self) -> dict[str, Any]:
+        return {}
+
     def wants_worker(self) -> bool:
         return self._closed is None  # a retired workflow's last worker drains; none follows
 

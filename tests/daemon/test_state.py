@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nerve_core import parse_nerve_config
+from nerve_core import LogType, parse_nerve_config
 from nerve_daemon.senses.scheduler import Decision
 
 from .conftest import SLEEPER, running, wait_until
@@ -30,7 +30,7 @@ async def test_health_and_sense_list_render_one_snapshot_whose_figures_survive_a
     ws: Callable[..., Path],
 ) -> None:
     root = ws(CONFIG, {"a": "def compute(ctx):\n    return 1\n"}, workflows={"w": SLEEPER})
-    async with running(root) as (kernel, _):
+    async with running(root) as (kernel, recorder):
         await wait_until(lambda: kernel.state().senses[0].stats.computes >= 5)
         before = kernel.state()
         [sense] = before.senses
@@ -40,6 +40,8 @@ async def test_health_and_sense_list_render_one_snapshot_whose_figures_survive_a
             (w.kind, w.name) for w in before.workers
         ]
         assert [w.name for w in before.workers] == ["fork-server", "default", "w"]
+        [started] = [r.payload for r in recorder.of(LogType.WORKER_START) if "group" in r.payload]
+        assert (started["group"], started["senses"]) == ("default", ["a"])
         [info] = kernel.list_senses()
         assert (info.name, info.group, info.state) == ("a", "default", "RUNNING")
         assert info.computes >= sense.stats.computes
