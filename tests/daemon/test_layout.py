@@ -75,7 +75,7 @@ def test_no_module_imports_another_in_a_circle() -> None:
     def visit(name: str, stack: list[str]) -> None:
         for target in graph.get(name, ()):
             if target in stack:
-                cycles.append(stack[stack.index(target) :] + [target])
+                cycles.append([*stack[stack.index(target) :], target])
             elif target not in done:
                 visit(target, [*stack, target])
         done.add(name)
