@@ -206,9 +206,6 @@ class ReflexScheduler:
         if self._tick_group is not None:
             self._start_ticks(self._tick_group, changed & set(config.senses))
 
-    def is_closing(self) -> bool:
-        return self._closing
-
     def close(self) -> None:
         """Stop scheduling: no new compute starts; those in flight finish."""
         self._closing = True
