@@ -164,3 +164,30 @@ async def test_a_workspace_path_too_long_for_a_socket_is_a_clear_error(tmp_path:
         found = found.exceptions[0]
     assert isinstance(found, SocketPathTooLong)
     assert "limited to 107" in str(found)
+
+
+ONE_MEBIBYTE = 1 << 20  # DESIGN.md's limit, pinned here: not read from the code under test
+
+
+def padded_trigger(size: int) -> bytes:
+    """A valid `trigger-workflow` request of exactly `size` bytes (its newline not counted): its
+    prompt is "0" and spaces (the sleeper workflow sleeps 0 s)."""
+    head, tail = b'{"type":"trigger-workflow","workflow":"slow","prompt":"0', b'"}'
+    return head + b" " * (size - len(head) - len(tail)) + tail
+
+
+async def test_a_line_just_under_one_mebibyte_is_answered_and_one_just_over_is_refused(
+    short_root: Path,
+) -> None:
+    kernel = kernel_for(short_root)
+    sock = short_root / "nerve.sock"
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        with anyio.fail_after(30):  # a server that never answers fails here, not by hanging
+            [under] = await exchange(sock, padded_trigger(ONE_MEBIBYTE - 64))
+            [over] = await exchange(sock, padded_trigger(ONE_MEBIBYTE + 64))
+            [after] = await exchange(sock, b'{"type":"health","id":1}')
+        kernel.stop()
+    assert (under["ok"], under["status"]) == (True, "started")
+    assert over["error"]["code"] == "too_large"  # type: ignore[index]
+    assert (after["ok"], after["id"]) == (True, 1)

@@ -151,14 +151,14 @@ async def test_triggers_while_one_is_in_flight_coalesce_into_one_pending(
 ) -> None:
     root = ws(
         "senses:\n  busy: {}\n",
-        {"busy": "import time\ndef compute(ctx):\n    time.sleep(0.4)\n    return 1\n"},
+        {
+            "busy": "import time\ndef compute(ctx):\n    print('busy begins', flush=True)\n    time.sleep(0.4)\n    return 1\n"
+        },
     )
     async with running(root) as (kernel, recorder):
         kernel.trigger_sense("busy")
-        await wait_until(
-            lambda: kernel.list_senses()[0].computes == 0 and recorder.computes == [] and True
-        )
-        await anyio.sleep(0.1)  # the first compute is in flight now
+        await wait_until(lambda: ("group:default", "busy begins") in recorder.output)
+        assert recorder.computes == []  # the first compute is in flight now, not done
         decisions = [kernel.trigger_sense("busy") for _ in range(10)]
         await wait_until(lambda: len(recorder.computes_of("busy")) == 2)
         await anyio.sleep(0.6)

@@ -207,7 +207,7 @@ THROUGH_THE_CLI = [
     "PRAGMA query_only = 0",
     "PRAGMA journal_mode = DELETE",
     "ATTACH DATABASE 'elsewhere.db' AS other",
-    "VACUUM INTO '/tmp/copy.db'",
+    "VACUUM INTO 'copy.db'",
     "SELECT load_extension('anything')",
     "SELECT 1; DELETE FROM samples",
 ]
@@ -235,7 +235,7 @@ def test_nerve_sense_query_cannot_write_by_any_statement(root: Path, figure: Fig
         assert result.code == 1, (statement, result)
         assert "Traceback" not in result.err
     assert db.read_bytes() == before
-    assert not Path("/tmp/copy.db").exists()  # VACUUM INTO made no copy
+    assert not (root / "copy.db").exists()  # VACUUM INTO made no copy (in the CLI's folder)
     assert not (root / "elsewhere.db").exists()
     assert (
         run_nerve("sense", "query", "samples", "SELECT count(*) AS n FROM samples", cwd=root).code

@@ -120,7 +120,7 @@ WRITE_ATTEMPTS = [
     "ATTACH DATABASE 'elsewhere.db' AS other",
     "DETACH DATABASE main",
     "VACUUM",
-    "VACUUM INTO '/tmp/copy.db'",
+    "VACUUM INTO 'copy.db'",  # relative: a copy would land in the test's own folder
     "REINDEX",
     "ANALYZE",
     "BEGIN IMMEDIATE",
@@ -130,7 +130,10 @@ WRITE_ATTEMPTS = [
 
 
 @pytest.mark.parametrize("statement", WRITE_ATTEMPTS)
-def test_a_read_only_handle_refuses_every_write_form(ws: Workspace, statement: str) -> None:
+def test_a_read_only_handle_refuses_every_write_form(
+    ws: Workspace, statement: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(ws.root)  # where a relative VACUUM INTO or ATTACH would write
     migration(ws, "001.sql", "CREATE TABLE samples (ts INTEGER);\nINSERT INTO samples VALUES (1);")
     open_sense_db(ws, "disk").dispose()
     before = ws.sense_db("disk").read_bytes()
@@ -141,6 +144,8 @@ def test_a_read_only_handle_refuses_every_write_form(ws: Workspace, statement: s
         assert connection.execute(text("SELECT count(*) FROM samples")).scalar() == 1
     engine.dispose()
     assert ws.sense_db("disk").read_bytes() == before
+    assert not (ws.root / "copy.db").exists()
+    assert not (ws.root / "elsewhere.db").exists()
 
 
 def test_a_read_only_handle_still_reads_and_describes(ws: Workspace) -> None:
