@@ -43,6 +43,54 @@ def test_a_write_is_acknowledged_only_once_it_is_visible_to_other_connections(
             assert committed_count(store.path) == n + 1
 
 
+def test_a_waiter_is_not_released_while_its_commit_is_held(
+    store: LogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit held on an event, inside the transaction: neither a thread's future nor the
+    loop's waiter may be released, and no other connection sees the row, until it commits."""
+    applying, release = threading.Event(), threading.Event()
+    apply = store.apply
+
+    def held(ops: object, connection: object) -> None:
+        apply(ops, connection)  # type: ignore[arg-type]
+        applying.set()
+        release.wait(30)  # still inside the transaction: COMMIT comes after this returns
+
+    monkeypatch.setattr(store, "apply", held)
+
+    async def main() -> None:
+        async with LogWriter(store) as writer:
+            done = anyio.Event()
+
+            async def write() -> None:
+                await writer.write_async(AppendLogs([row(1)]))
+                done.set()
+
+            async with anyio.create_task_group() as group:
+                group.start_soon(write)
+                await anyio.to_thread.run_sync(applying.wait, 30)
+                await anyio.sleep(0.2)  # time enough for a premature release to show
+                assert not done.is_set()
+                assert committed_count(store.path) == 0
+                release.set()
+                with anyio.fail_after(30):
+                    await done.wait()
+            assert committed_count(store.path) == 1
+
+    anyio.run(main)
+    applying.clear()
+    release.clear()
+    with LogWriter(store) as writer:
+        future = writer.submit(AppendLogs([row(2)]))
+        assert applying.wait(30)
+        time.sleep(0.2)
+        assert not future.done()
+        assert committed_count(store.path) == 1
+        release.set()
+        future.result(timeout=30)
+    assert committed_count(store.path) == 2
+
+
 def test_concurrent_writes_share_commits(store: LogStore) -> None:
     with LogWriter(store) as writer:
         futures = []
