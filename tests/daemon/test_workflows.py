@@ -6,6 +6,7 @@ import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -424,6 +425,7 @@ import os
 import stat
 import time
 from pathlib import Path
+from typing import Any
 from nerve_core.workflow import END, START, WorkflowDefinition
 
 def moderator(thread):
@@ -458,3 +460,34 @@ async def test_a_workflow_worker_speaking_garbage_is_killed_and_its_run_resumes(
         r.payload for r in recorder.of(LogType.WORKER_EXIT) if r.payload.get("workflow") == "g"
     ]
     assert exits[0]["reason"] == "crash"
+
+
+async def test_the_next_round_waits_until_the_previous_message_has_committed(
+    ws: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit of round 1's message is held on an event inside its transaction: the second
+    role must not begin until it is released."""
+    import threading
+
+    from nerve_store import AppendMessage
+
+    holding, release = threading.Event(), threading.Event()
+    apply = LogStore.apply
+
+    def held(self: LogStore, ops: Any, connection: Any = None) -> None:
+        apply(self, ops, connection)
+        if any(isinstance(op, AppendMessage) and op.round == 1 for op in ops):
+            holding.set()
+            release.wait(30)  # inside the writer's transaction: not committed yet
+
+    monkeypatch.setattr(LogStore, "apply", held)
+    root = ws("workflows:\n  steps: {}\n", {}, workflows={"steps": TWO_STEPS.format(seconds=0)})
+    async with running(root) as (kernel, recorder):
+        run_id, _ = await kernel.trigger_workflow("steps")
+        await anyio.to_thread.run_sync(holding.wait, 30)
+        await anyio.sleep(0.5)  # time enough for a premature next round to show
+        began = [line for _, line in recorder.output if line.startswith("second begins")]
+        release.set()
+        await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED)
+    assert began == []  # nothing of round 2 while round 1's message was uncommitted
+    assert any(line == f"second begins {run_id}" for _, line in recorder.output)
