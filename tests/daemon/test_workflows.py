@@ -491,3 +491,29 @@ async def test_the_next_round_waits_until_the_previous_message_has_committed(
         await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED)
     assert began == []  # nothing of round 2 while round 1's message was uncommitted
     assert any(line == f"second begins {run_id}" for _, line in recorder.output)
+
+
+async def test_queued_runs_are_queued_again_at_the_next_start_and_run_in_order(
+    ws: Callable[..., Path],
+) -> None:
+    config = "workflows:\n  slow: {concurrency: 1, overflow: queue}\n"
+    root = ws(config, {}, workflows={"slow": SLEEPER})
+    async with running(root) as (kernel, recorder):
+        long_run, started = await kernel.trigger_workflow("slow", "1.5")
+        first, one = await kernel.trigger_workflow("slow", "0")
+        second, two = await kernel.trigger_workflow("slow", "0")
+        assert (started, one, two) == (RunStatus.STARTED, RunStatus.QUEUED, RunStatus.QUEUED)
+    # stopped with one run started and two queued: a new kernel takes them all over
+    assert final_status(root, first) is RunStatus.QUEUED
+    async with running(root) as (kernel, recorder):
+        await wait_until(
+            lambda: all(
+                final_status(root, r) is RunStatus.COMPLETED for r in (long_run, first, second)
+            )
+        )
+    assert recorder.statuses(first) == ["started", "completed"]
+    assert recorder.statuses(second) == ["started", "completed"]
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        runs = {run_id: store.run(run_id) for run_id in (long_run, first, second)}
+    starts = [runs[r].started_at for r in (long_run, first, second)]  # type: ignore[union-attr]
+    assert starts == sorted(starts)  # in creation order, behind the resumed run
