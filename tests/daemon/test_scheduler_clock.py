@@ -1,0 +1,81 @@
+"""The scheduler's edges on a stepped clock: exact, not approximate (the scheduler takes its time
+from an injected `Clock`, so no test of these depends on the machine's speed)."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+from anyio import wait_all_tasks_blocked
+
+from nerve_core import TriggerKind, parse_nerve_config
+from nerve_daemon.senses.scheduler import Decision, ReflexScheduler, Trigger
+
+pytestmark = pytest.mark.anyio
+
+
+class SteppedClock:
+    """Time moves only when the test says so."""
+
+    def __init__(self) -> None:
+        self.time = 100.0
+        self._moved = anyio.Event()
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep_until(self, deadline: float) -> None:
+        while self.time < deadline:
+            await self._moved.wait()
+
+    async def advance_to(self, time: float) -> None:
+        self.time = time
+        moved, self._moved = self._moved, anyio.Event()
+        moved.set()
+        await wait_all_tasks_blocked()
+
+
+def scheduled(config: str, clock: SteppedClock, starts: list[tuple[str, float]]) -> ReflexScheduler:
+    """A scheduler for `config` on `clock` whose computes only note when they started."""
+    parsed = parse_nerve_config(config)
+    assert parsed.ok
+
+    async def execute(sense: str, trigger: Trigger) -> None:
+        starts.append((sense, clock.now()))
+
+    return ReflexScheduler(parsed.value, execute, clock)
+
+
+async def test_a_trigger_exactly_at_the_end_of_the_throttle_window_runs_at_once() -> None:
+    clock, starts = SteppedClock(), []
+    scheduler = scheduled("senses:\n  s: {throttle: 1s}\n", clock, starts)
+    async with anyio.create_task_group() as group:
+        await group.start(scheduler.run)
+        assert scheduler.request("s", Trigger(TriggerKind.MANUAL)) is Decision.RAN
+        await wait_all_tasks_blocked()
+        assert starts == [("s", 100.0)]
+        await clock.advance_to(100.999)
+        assert scheduler.request("s", Trigger(TriggerKind.MANUAL)) is Decision.THROTTLED
+        await wait_all_tasks_blocked()
+        assert starts == [("s", 100.0)]  # held for the rest of the window
+        await clock.advance_to(101.0)
+        assert starts == [("s", 100.0), ("s", 101.0)]  # at the window's end exactly
+        await clock.advance_to(102.0)  # exactly one throttle after the last start
+        assert scheduler.request("s", Trigger(TriggerKind.MANUAL)) is Decision.RAN
+        await wait_all_tasks_blocked()
+        assert starts[-1] == ("s", 102.0)
+        scheduler.close()
+
+
+async def test_triggers_before_grace_are_held_and_run_once_exactly_at_its_end() -> None:
+    clock, starts = SteppedClock(), []
+    scheduler = scheduled("senses:\n  s: {grace_period: 5s}\n", clock, starts)
+    async with anyio.create_task_group() as group:
+        await group.start(scheduler.run)
+        await clock.advance_to(104.999)
+        decisions = [scheduler.request("s", Trigger(TriggerKind.MANUAL)) for _ in range(3)]
+        assert decisions == [Decision.HELD_BY_GRACE] * 3
+        await wait_all_tasks_blocked()
+        assert starts == []
+        await clock.advance_to(105.0)
+        assert starts == [("s", 105.0)]  # once, for all three
+        scheduler.close()
