@@ -321,3 +321,25 @@ async def test_a_stop_waits_one_shared_deadline_not_one_per_part(ws: Callable[..
             await kernel.stopped.wait()
         took = anyio.current_time() - began
     assert took < 2.0 * 2.5, took  # one deadline (and the kill after it), not 4 × 2 s
+
+
+async def test_a_compute_timeout_is_enforced_within_a_bound_of_its_timeout(
+    ws: Callable[..., Path],
+) -> None:
+    """`compute.timeout` comes after the timeout, and not much after: measured from the moment
+    the compute announced itself (just after it started) to the row."""
+    root = ws(
+        "senses:\n  stuck: {timeout: 1s}\n",
+        {
+            "stuck": "import time\ndef compute(ctx):\n    print('stuck begins', flush=True)\n    time.sleep(60)\n"
+        },
+    )
+    seen: dict[str, float] = {}
+    async with running(root) as (kernel, recorder):
+        kernel.trigger_sense("stuck")
+        await wait_until(lambda: ("group:default", "stuck begins") in recorder.output)
+        seen["began"] = anyio.current_time()  # a little after the compute started
+        await wait_until(lambda: recorder.of(LogType.COMPUTE_TIMEOUT, "stuck"))
+        seen["timed_out"] = anyio.current_time()  # within 20 ms of the row (polled)
+    elapsed = seen["timed_out"] - seen["began"]
+    assert 0.8 <= elapsed <= 1.0 + 2.0, elapsed  # not early, and never several timeouts late
