@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,39 @@ def test_a_read_only_handle_still_reads_and_describes(ws: Workspace) -> None:
 def test_reading_a_sense_that_has_no_database_yet_is_a_clear_error(ws: Workspace) -> None:
     with pytest.raises(StoreError, match='the database of sense "ghost"'):
         open_sense_db_readonly(ws, "ghost")
+
+
+# Refused before the authorizer is asked: sqlite3 runs one statement a call.
+BY_THE_DRIVER = {"SELECT 1; DELETE FROM samples"}
+
+
+@pytest.mark.parametrize("statement", WRITE_ATTEMPTS)
+def test_the_authorizer_alone_refuses_every_write_form_it_is_asked_about(
+    tmp_path: Path, statement: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a writable connection, so that neither `mode=ro` nor `query_only` hides it: the refusal
+    is the authorizer's own ("not authorized" / "authorization denied")."""
+    from nerve_store._sqlite import _authorize_read
+
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "samples.db"
+    with sqlite3.connect(path) as setup:
+        setup.executescript(
+            # an index, so that REINDEX has something to write (with none it writes nothing)
+            "CREATE TABLE samples (ts INTEGER); CREATE INDEX samples_ts ON samples (ts);"
+            " INSERT INTO samples VALUES (1);"
+        )
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        raw.set_authorizer(_authorize_read)
+        if statement in BY_THE_DRIVER:
+            with pytest.raises(sqlite3.ProgrammingError, match="one statement at a time"):
+                raw.execute(statement)
+        else:
+            with pytest.raises(sqlite3.DatabaseError, match=r"not authorized|authorization denied"):
+                raw.execute(statement)
+        assert raw.execute("SELECT count(*) FROM samples").fetchone() == (1,)
+    finally:
+        raw.close()
+    assert not (tmp_path / "copy.db").exists()
+    assert not (tmp_path / "elsewhere.db").exists()
