@@ -353,11 +353,6 @@ class Kernel:
         payload["dropped"] = stall.dropped
         self._writer.post(AppendLogs([LogRow(KERNEL_SOURCE, LogType.STORE_STALL, payload)]))
 
-    def decisions(self, sense: str) -> dict[Decision, int]:
-        """How often each scheduling decision (ran, throttled, coalesced, held by grace) was
-        made for `sense` since start or the last reload: the seam for `nerve explain`."""
-        return {} if self._scheduler is None else self._scheduler.decisions(sense)
-
     @property
     def workflow_runners(self) -> dict[str, WorkflowRunner]:
         return {} if self._workflows is None else self._workflows.runners

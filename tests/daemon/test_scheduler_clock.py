@@ -79,3 +79,36 @@ async def test_triggers_before_grace_are_held_and_run_once_exactly_at_its_end() 
         await clock.advance_to(105.0)
         assert starts == [("s", 105.0)]  # once, for all three
         scheduler.close()
+
+
+async def test_a_reload_in_place_shortens_a_waiting_throttle_and_drops_a_removed_sense() -> None:
+    """`apply()` changes the running scheduler: a trigger waiting in a throttle window runs at
+    the end of the new, shorter window; a removed sense's pending trigger never runs; an added
+    sense can be triggered at once."""
+    clock, starts = SteppedClock(), []
+    old = "senses:\n  s: {throttle: 10s}\n  gone: {throttle: 10s}\n"
+    scheduler = scheduled(old, clock, starts)
+    async with anyio.create_task_group() as group:
+        await group.start(scheduler.run)
+        for sense in ("s", "gone"):
+            assert scheduler.request(sense, Trigger(TriggerKind.MANUAL)) is Decision.RAN
+        await wait_all_tasks_blocked()
+        await clock.advance_to(101.0)
+        for sense in ("s", "gone"):
+            assert scheduler.request(sense, Trigger(TriggerKind.MANUAL)) is Decision.THROTTLED
+        await wait_all_tasks_blocked()  # both now sleep toward the old window's end (110)
+        new = parse_nerve_config("senses:\n  s: {throttle: 2s}\n  added: {}\n")
+        assert new.ok
+        scheduler.apply(new.value)
+        await wait_all_tasks_blocked()
+        await clock.advance_to(101.999)
+        assert sorted(starts) == [("gone", 100.0), ("s", 100.0)]
+        await clock.advance_to(102.0)  # the new window's end, not the old one's (110)
+        assert starts[-1] == ("s", 102.0)
+        assert scheduler.request("gone", Trigger(TriggerKind.MANUAL)) is None
+        assert scheduler.request("added", Trigger(TriggerKind.MANUAL)) is Decision.RAN
+        await wait_all_tasks_blocked()
+        assert starts[-1] == ("added", 102.0)
+        await clock.advance_to(111.0)
+        assert [sense for sense, _ in starts].count("gone") == 1  # its pending one never ran
+        scheduler.close()

@@ -135,7 +135,8 @@ async def test_triggers_inside_the_throttle_window_run_once_at_its_end(
     assert decisions[0] is Decision.RAN
     assert decisions[1] is Decision.THROTTLED
     assert set(decisions[2:]) == {Decision.COALESCED}
-    counted = kernel.decisions("slowpoke")
+    [sense] = kernel.state().senses  # the one read model: its decisions, by reason
+    counted = sense.decisions
     assert (counted[Decision.RAN], counted[Decision.THROTTLED], counted[Decision.COALESCED]) == (
         1,
         1,
