@@ -55,7 +55,11 @@ def test_a_valid_directive_routes_to_a_launch_without_a_signal() -> None:
     route = route_sense_compute_output({"workflow": "cleanup|10|full", "path": "/"})
     assert route.kind is RouteKind.LAUNCH
     assert route.launch is not None
-    assert route.launch.workflow_name == "cleanup"
+    assert (route.launch.workflow_name, route.launch.max_rounds, route.launch.prompt) == (
+        "cleanup",
+        10,
+        "full",
+    )
     assert route.payload == {"path": "/"}
     assert route.invalid_directive is None
 
@@ -68,12 +72,28 @@ def test_a_null_or_empty_directive_is_a_signal_without_the_key(empty: object) ->
     assert route.invalid_directive is None
 
 
-@pytest.mark.parametrize("bad", ["cleanup|zero|x", "nope", 5, ["cleanup|1|x"], {"a": 1}, True])
-def test_an_invalid_directive_is_a_signal_without_the_key_and_a_reason(bad: object) -> None:
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (
+            "cleanup|zero|x",
+            'invalid workflow directive: maxRounds "zero" is not a positive integer',
+        ),
+        ("nope", 'invalid workflow directive "nope": expected "name|maxRounds|prompt"'),
+        (5, "a workflow directive must be a string, got int"),
+        (["cleanup|1|x"], "a workflow directive must be a string, got list"),
+        ({"a": 1}, "a workflow directive must be a string, got dict"),
+        (True, "a workflow directive must be a string, got bool"),
+    ],
+)
+def test_an_invalid_directive_is_a_signal_without_the_key_and_a_reason(
+    bad: object, reason: str
+) -> None:
     route = route_sense_compute_output({"workflow": bad, "percent": 93})
     assert route.kind is RouteKind.SIGNAL
     assert route.payload == {"percent": 93}
-    assert route.invalid_directive
+    assert route.invalid_directive == reason
+    assert route.launch is None
 
 
 @pytest.mark.parametrize("value", [0, False, "", [], {}, "text", 3.5, [1, 2], {"a": None}])

@@ -43,9 +43,9 @@ async def test_ctx_offers_db_peer_blobs_logs_and_log(ws: Callable[..., Path]) ->
                 "        notes = list(db.execute(text('SELECT body FROM notes')).scalars())\n"
                 "        try:\n"
                 "            db.execute(text('DELETE FROM notes'))\n"
-                "            refused = False\n"
-                "        except Exception:\n"
-                "            refused = True\n"
+                "            refused = None\n"
+                "        except Exception as error:\n"
+                "            refused = str(error.orig)\n"
                 "    signals = ctx.logs.logs(source='writer', type='signal')\n"
                 "    blob = ctx.blobs.read(ctx.signal.payload['digest']).decode()\n"
                 "    return {'notes': notes, 'write_refused': refused, 'blob': blob,\n"
@@ -59,7 +59,7 @@ async def test_ctx_offers_db_peer_blobs_logs_and_log(ws: Callable[..., Path]) ->
         await wait_until(lambda: recorder.of(LogType.SIGNAL, "reader"))
     payload = recorder.of(LogType.SIGNAL, "reader")[0].payload
     assert payload["notes"] == ["hello"]
-    assert payload["write_refused"] is True
+    assert payload["write_refused"] == "not authorized"  # the read-only guard's own refusal
     assert payload["blob"] == "a blob"
     assert payload["name"] == "reader"
     [note] = recorder.of(LogType.SENSE_LOG, "writer")
@@ -144,11 +144,15 @@ async def test_a_graceful_stop_lets_the_compute_in_flight_finish_and_log(
 ) -> None:
     root = ws(
         "senses:\n  slow: {}\n",
-        {"slow": "import time\ndef compute(ctx):\n    time.sleep(1)\n    return 'done'\n"},
+        {
+            "slow": "import time\ndef compute(ctx):\n    print('slow begins', flush=True)\n"
+            "    time.sleep(1)\n    return 'done'\n"
+        },
     )
     async with running(root) as (kernel, recorder):
         kernel.trigger_sense("slow")
-        await anyio.sleep(0.3)
+        await wait_until(lambda: ("group:default", "slow begins") in recorder.output)
+        assert recorder.computes == []  # in flight, not done
         kernel.stop()
         with anyio.fail_after(15):
             await kernel.stopped.wait()

@@ -246,7 +246,7 @@ async def test_a_worker_killed_mid_role_is_respawned_and_the_run_resumes_and_com
                 for r in recorder.rows
             )
         )
-        await anyio.sleep(0.3)  # "second" is mid-turn now
+        await wait_until(lambda: ("workflow:steps", f"second begins {run_id}") in recorder.output)
         runner = kernel.workflow_runners["steps"]
         os.kill(runner.worker.pid, signal.SIGKILL)  # type: ignore[union-attr]
         await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED)

@@ -56,6 +56,15 @@ def daemon_pid(root: Path) -> int:
     return int((root / "nerve.pid").read_text())
 
 
+def wait_for_log_line(root: Path, text: str, timeout: float = 20.0) -> None:
+    """Wait until the daemon's log (worker output included) holds `text`."""
+    deadline = time.monotonic() + timeout
+    log = root / "logs/nerve.log"
+    while not (log.exists() and text in log.read_text()):
+        assert time.monotonic() < deadline, f"{text!r} never reached {log}"
+        time.sleep(0.05)
+
+
 def test_start_status_logs_and_stop(root: Path) -> None:
     started = run_nerve("start", cwd=root)
     assert started.code == 0, started.err
@@ -64,11 +73,7 @@ def test_start_status_logs_and_stop(root: Path) -> None:
     assert os.getsid(pid) == pid  # detached: a session of its own
     status = run_nerve("daemon", "status", "--json", cwd=root)
     assert json.loads(status.out)["pid"] == pid
-    deadline = time.monotonic() + 20
-    while (
-        "computing a" not in (root / "logs/nerve.log").read_text() and time.monotonic() < deadline
-    ):
-        time.sleep(0.1)
+    wait_for_log_line(root, "computing a")
     logs = run_nerve("logs", "-n", "200", cwd=root)
     assert "[group:default] computing a" in logs.out
     assert "worker.start kernel" in logs.out
@@ -154,7 +159,7 @@ def test_a_daemon_that_dies_at_start_prints_the_tail_of_its_log(root: Path) -> N
 def test_stop_with_a_run_in_flight_and_the_run_resumes_at_the_next_start(root: Path) -> None:
     assert run_nerve("start", cwd=root).code == 0
     launched = json.loads(run_nerve("workflow", "trigger", "slow", "--json", cwd=root).out)
-    time.sleep(0.5)  # "second" is mid-turn
+    wait_for_log_line(root, f"second begins {launched['runId']}")  # "second" is mid-turn
     assert run_nerve("stop", cwd=root).code == 0
     with LogStore.open_readonly(root / "data/logs.db") as store:
         run = store.run(launched["runId"])

@@ -129,6 +129,9 @@ def test_a_minute_of_50_senses_and_a_workflow_a_second_leaks_nothing(
     assert max(samples.zombies) <= 1  # a worker may be caught between its exit and its reaping
     assert samples.zombies[-1] == 0
     expected = SENSES * 10 * SOAK_S
+    # ~101-103 % measured (computes go on while the last runs finish); fewer means missed ticks,
+    # many more means duplicate computes.
+    assert 0.9 * expected <= signals <= 1.1 * expected, f"{signals} of {expected:.0f} scheduled"
     figure(
         f"soak: {SENSES} senses @100 ms + a workflow/s for {SOAK_S:.0f} s",
         f"{signals} computes ({signals / expected:.0%} of {expected:.0f} scheduled), "

@@ -80,6 +80,8 @@ async def test_a_sense_worker_killed_50_times_mid_compute_loses_nothing_queued(
     assert len(recorder.of(LogType.COMPUTE_CRASH)) == kills
     assert recorder.of(LogType.WORKER_CRASH_LOOP) == []
     ran = sum(1 for _, _, outcome in recorder.computes if outcome.kind is OutcomeKind.OK)
+    # "Respawned at once": ~0.1 s measured; a backoff or a lost wake-up would take seconds.
+    assert max(respawns) < 2.0, ms(respawns)
     figure(
         "sense worker SIGKILLed mid-compute",
         f"{kills}/{kills} respawned; {ran}/{kills * (SENSES - 1)} queued computes ran, 0 lost; "
@@ -161,6 +163,8 @@ async def test_a_stopped_worker_is_a_hang_its_compute_times_out_and_it_is_replac
         psutil.Process(stopped).status()  # killed and reaped, not left stopped
     [exit_row] = [r for r in recorder.of(LogType.WORKER_EXIT) if r.payload["pid"] == stopped]
     assert exit_row.payload["reason"] == "timeout"
+    assert 1.0 <= timed_out < 3.0  # the 1 s timeout, not early and not seconds late
+    assert replaced - timed_out < 2.0  # then replaced at once
     figure(
         "SIGSTOPped sense worker (timeout 1 s)",
         f"compute timed out after {timed_out:.2f} s; computes again after {replaced:.2f} s",
