@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types unit faults soak bench bench-quick clean
+.PHONY: run test lint types unit tools faults soak bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +28,12 @@ lint: $(STAMP)
 types: $(STAMP)
 	$(BIN)/mypy
 
+# Real tools the tests drive, installed when missing (a fresh machine has only python3).
+tools:
+	@command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace >/dev/null)
+
 # Three workers on two cores: most tests wait on processes, so the suite takes about 40 % as long.
-unit: $(STAMP)
+unit: $(STAMP) tools
 	$(BIN)/pytest -n 3
 
 test: lint types unit
@@ -37,7 +41,7 @@ test: lint types unit
 # The fault-injection suite at full counts (thousands of fuzzed lines, 1,000 acknowledged runs
 # through daemon kills, 50 worker kills, ...), and the soak alone at its full minute. `make test`
 # runs each of them short, with the same assertions.
-faults: $(STAMP)
+faults: $(STAMP) tools
 	NERVE_FULL=1 $(BIN)/pytest -n 2 tests/reliability
 
 soak: $(STAMP)

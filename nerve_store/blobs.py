@@ -9,6 +9,7 @@ built, so no input can name a file outside the store.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -40,8 +41,12 @@ class BlobStore:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, target)
-        except BaseException:
+        except BaseException as exc:
             Path(temp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):  # a full disk, say: name it, and where
+                code = errno.errorcode.get(exc.errno or 0, "error")
+                message = f"blob {digest} could not be written in {target.parent}"
+                raise StoreError(f"{message}: {exc.strerror or exc} ({code})") from exc
             raise
         return digest
 

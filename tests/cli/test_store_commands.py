@@ -4,6 +4,8 @@ the read side of the stores, through the real command, without a daemon."""
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from nerve_store import (
 )
 from nerve_store.archive import DAY_MS
 
-from .conftest import run_nerve
+from .conftest import NERVE, run_nerve
 
 
 @pytest.fixture
@@ -217,3 +219,39 @@ def test_store_archive_rejects_a_bad_duration_as_a_usage_error(ws: Workspace) ->
     result = run_nerve("store", "archive", "--older-than", "soon", cwd=ws.root)
     assert result.code == 2
     assert "invalid duration" in result.err
+
+
+def test_store_archive_syncs_each_file_and_its_folder_before_it_deletes_the_rows(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """Traced with strace: for each day, the temp file is fsynced, renamed over the day's file,
+    the folder fsynced, and only then is anything written to logs.db's WAL (the delete). A crash
+    or a power cut between any two steps leaves every row in logs.db or in a synced file."""
+    with LogStore.open(ws.logs_db) as store:
+        store.append(*(LogRow("load-average", LogType.SIGNAL, {"n": n}, ts=n) for n in range(10)))
+    trace = tmp_path / "trace"
+    strace = [
+        "strace", "-f", "-y", "-qq", "-o", str(trace),
+        "-e", "trace=fsync,fdatasync,rename,renameat,renameat2,pwrite64,write",
+    ]  # fmt: skip
+    command = [*strace, str(NERVE), "store", "archive", "--older-than", "1d"]
+    done = subprocess.run(command, cwd=ws.root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    calls = [line.split(None, 1)[1] for line in trace.read_text().splitlines()]
+    day = ".1970-01-01.jsonl.tmp"
+
+    def first(what: str, predicate: Callable[[str], bool]) -> int:
+        found = [n for n, call in enumerate(calls) if predicate(call)]
+        assert found, f"no {what} among the traced calls: {calls}"
+        return found[0]
+
+    synced = first("file fsync", lambda c: c.startswith(("fsync(", "fdatasync(")) and day in c)
+    renamed = first("rename", lambda c: c.startswith("rename") and day in c)
+    folder = str(ws.archive_dir) + ">"
+    dir_synced = first(
+        "folder fsync", lambda c: c.startswith("fsync(") and c.split(")")[0].endswith(folder)
+    )
+    deleted = first(
+        "WAL write", lambda c: "logs.db-wal>" in c and c.startswith(("pwrite64(", "write("))
+    )
+    assert synced < renamed < dir_synced < deleted, calls

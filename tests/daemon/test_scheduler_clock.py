@@ -8,7 +8,7 @@ import pytest
 from anyio import wait_all_tasks_blocked
 
 from nerve_core import TriggerKind, parse_nerve_config
-from nerve_daemon.senses.scheduler import Decision, ReflexScheduler, Trigger
+from nerve_daemon.senses.scheduler import Decision, ReflexScheduler, Trigger, phase
 
 pytestmark = pytest.mark.anyio
 
@@ -111,4 +111,33 @@ async def test_a_reload_in_place_shortens_a_waiting_throttle_and_drops_a_removed
         assert starts[-1] == ("added", 102.0)
         await clock.advance_to(111.0)
         assert [sense for sense, _ in starts].count("gone") == 1  # its pending one never ran
+        scheduler.close()
+
+
+async def test_ticks_missed_while_the_clock_jumped_ahead_are_skipped_not_burst() -> None:
+    """A loop held up for several intervals (a stopped kernel, a busy machine) asks for one
+    compute for all the missed ticks, then goes on on the same grid."""
+    clock = SteppedClock()
+    parsed = parse_nerve_config("senses:\n  s: {}\nreflexes:\n  - sense: s\n    interval: 1s\n")
+    assert parsed.ok
+    ticks: list[float | None] = []
+
+    async def execute(sense: str, trigger: Trigger) -> None:
+        pass
+
+    def noted(sense: str, trigger: Trigger, decision: Decision) -> None:
+        if trigger.kind is TriggerKind.INTERVAL:
+            ticks.append(trigger.scheduled)
+
+    scheduler = ReflexScheduler(parsed.value, execute, clock, on_decision=noted)
+    grid = 101.0 + phase("s", 1.0)  # the first tick after the startup compute at 100
+    async with anyio.create_task_group() as group:
+        await group.start(scheduler.run)
+        await wait_all_tasks_blocked()
+        await clock.advance_to(grid + 4.5)  # four and a half intervals at once
+        assert ticks == [grid]  # one request for the ticks missed, not five
+        await clock.advance_to(grid + 4.999)
+        assert ticks == [grid]
+        await clock.advance_to(grid + 5.0)  # back on the grid: the next tick is where it was
+        assert ticks == [grid, grid + 5.0]
         scheduler.close()

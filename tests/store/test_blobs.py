@@ -76,3 +76,24 @@ def test_concurrent_writers_of_the_same_content_in_threads_and_processes(tmp_pat
     assert digests == {hashlib.sha256(data).hexdigest()}
     assert blobs.read(digests.pop()) == data
     assert [p.name for p in tmp_path.rglob(".tmp-*")] == []
+
+
+def test_a_full_blob_store_is_a_clear_error_naming_enospc_and_leaves_no_temp_file(
+    tmp_path: Path,
+) -> None:
+    """The store on a 64 KB tmpfs of its own (mounting needs root: without it this fails)."""
+    folder = tmp_path / "blobs"
+    folder.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)]
+    mounted = subprocess.run(mount, capture_output=True, text=True, check=False)
+    assert mounted.returncode == 0, f"cannot mount a tmpfs (needs root): {mounted.stderr}"
+    try:
+        blobs = BlobStore(folder)
+        small = blobs.write(b"fits")
+        with pytest.raises(StoreError, match=r"could not be written in .*\(ENOSPC\)"):
+            blobs.write(b"x" * 1024 * 1024)
+        left = [path.name for path in folder.rglob("*") if path.is_file()]
+        assert left == [small[2:]]  # the blob that fitted, and no temp file
+        assert blobs.read(small) == b"fits"
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)

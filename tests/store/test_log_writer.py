@@ -43,6 +43,21 @@ def test_a_write_is_acknowledged_only_once_it_is_visible_to_other_connections(
             assert committed_count(store.path) == n + 1
 
 
+def test_posted_rows_linger_to_share_a_commit_but_a_waited_write_cuts_it_short(
+    store: LogStore,
+) -> None:
+    """A posted row waits up to `linger_s` for company; a write somebody waits for arrives and
+    the batch commits at once, the posted row with it."""
+    with LogWriter(store, linger_s=30.0) as writer:
+        writer.post(AppendLogs([row(0)]))
+        began = time.monotonic()
+        writer.write(AppendLogs([row(1)]))
+        waited = time.monotonic() - began
+        assert committed_count(store.path) == 2  # one commit for both
+    assert waited < 10.0  # not the 30 s linger (~1 ms measured)
+    assert writer.stats.batches == 1
+
+
 def test_a_waiter_is_not_released_while_its_commit_is_held(
     store: LogStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
