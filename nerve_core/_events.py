@@ -58,4 +58,5 @@ class LogType(StrEnum):
     STORE_ARCHIVE = "store.archive"  # old log rows moved to data/archive/logs/
     STORE_STALL = "store.stall"  # logs.db could not be written for a while (e.g. disk full)
     SENSE_LOG = "sense.log"  # a sense's own `ctx.log(...)`
+    SENSE_DECISION = "sense.decision"  # a scheduling decision that lost work (nerve explain)
     WORKFLOW_LOG = "workflow.log"  # a role's own `ctx.log(...)`, ref_id the run

@@ -66,6 +66,7 @@ from .lifetimes import Tracked, left
 from .options import KernelOptions, UnknownSense
 from .senses.bus import SignalBus
 from .senses.group import SenseGroup
+from .senses.ledger import Ledger
 from .senses.outcomes import OutcomeRouter
 from .senses.scheduler import Decision, ReflexScheduler, Trigger
 from .state import KernelState, Parts, render_health, sense_infos, snapshot, stall_problem
@@ -116,6 +117,7 @@ class Kernel:
         self._watch: ResourceWatch | None = None
         self._tracked: dict[str, Tracked] = {}
         self._reloading = anyio.Lock()
+        self.ledger = Ledger(self._record)
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -246,7 +248,9 @@ class Kernel:
 
     async def _start_scheduler(self) -> None:
         assert self._parts is not None
-        scheduler = ReflexScheduler(self.config, self._execute, self.options.clock)
+        scheduler = ReflexScheduler(
+            self.config, self._execute, self.options.clock, on_decision=self._decided
+        )
         self._subscribe(scheduler)
         self._scheduler = scheduler
         self._tracked["scheduler"] = await Tracked.start(self._parts, scheduler.run)
@@ -369,6 +373,7 @@ class Kernel:
                 group_of=self._group_of,
                 stats={} if self._router is None else self._router.stats,
                 scheduler=self._scheduler,
+                ledger=self.ledger,
                 runners=self.workflow_runners,
                 stall=None if self._writer is None else self._writer.stall,
             )
@@ -412,10 +417,24 @@ class Kernel:
         timeout = self.config.senses[sense].timeout
         outcome = await group.compute(sense, trigger.kind, trigger.signal, timeout, trigger.id)
         with contained(f"sense {sense}: handling a compute's outcome"):
+            self.ledger.computed(sense, trigger, outcome)
             if self.options.on_compute is not None:
                 self.options.on_compute(sense, trigger, outcome)
             assert self._router is not None
             await self._router.handle(sense, trigger, outcome)
+
+    def _decided(
+        self, sense: str, trigger: Trigger, decision: Decision, replaced: Trigger | None
+    ) -> None:
+        """A scheduler decision, into the ledger (with when a held trigger computes)."""
+        with contained(f"sense {sense}: noting a decision"):
+            until = None
+            schedule = None if self._scheduler is None else self._scheduler.view(sense)
+            if schedule is not None and self._scheduler is not None:
+                wait = schedule.throttle_until or schedule.grace_until
+                if wait is not None:
+                    until = now_ms() + round((wait - self._scheduler.now()) * 1000)
+            self.ledger.decided(sense, trigger, decision, replaced, until)
 
     def _record(self, row: LogRow) -> None:
         if row.ts is None:

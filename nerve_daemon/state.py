@@ -1,7 +1,7 @@
 """The kernel's state as one snapshot, built in one place and rendered by many: `health`,
 `list-senses`, and the dashboard and metrics to come. Nothing here keeps a counter of its own:
 each figure is read from the part that owns it (the outcome router's per-sense figures and the
-scheduler's decisions survive a reload, so the snapshot's do too).
+decision ledger's counts survive a reload, so the snapshot's do too).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from nerve_core import HealthResponse, NerveConfig, SenseInfo, WorkerInfo, Worke
 from nerve_store import Stall
 
 from .senses.group import SenseGroup
+from .senses.ledger import Ledger, Reason
 from .senses.outcomes import SenseStats
-from .senses.scheduler import Decision, ReflexScheduler
+from .senses.scheduler import ReflexScheduler
 from .supervise.worker_pool import FORK_SERVER, WorkerPool, WorkerProcess
 from .workflows.runner import WorkflowRunner
 
@@ -40,7 +41,7 @@ class SenseView:
     worker_pid: int | None
     state: str  # the group's worker state, or LOAD_ERROR for a sense that failed to load
     stats: SenseStats
-    decisions: Mapping[Decision, int] = field(default_factory=dict)
+    decisions: Mapping[Reason, int] = field(default_factory=dict)  # the ledger's counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,7 @@ class Parts:
     group_of: Mapping[str, SenseGroup]
     stats: Mapping[str, SenseStats]
     scheduler: ReflexScheduler | None
+    ledger: Ledger | None
     runners: Mapping[str, WorkflowRunner]
     stall: Stall | None
 
@@ -95,7 +97,7 @@ def snapshot(parts: Parts) -> KernelState:
     senses = []
     for name, sense in parts.config.senses.items():
         group = parts.group_of.get(name)
-        decisions = {} if parts.scheduler is None else parts.scheduler.decisions(name)
+        decisions = {} if parts.ledger is None else parts.ledger.counts(name)
         senses.append(
             SenseView(
                 name=name,

@@ -157,6 +157,7 @@ def _line(row: Row[Any]) -> bytes:
     record = {column: getattr(row, column) for column in ("id", "ts", "source", "type", "ref_id")}
     record["payload"] = None if row.payload is None else orjson.Fragment(row.payload)
     record["cause"] = row.cause
+    record["parent"] = row.parent
     return orjson.dumps(record) + b"\n"
 
 

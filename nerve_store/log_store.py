@@ -44,6 +44,7 @@ class LogRow:
     ref_id: str | None = None
     ts: int | None = None
     cause: str | None = None  # lineage: the trigger or request this row came from
+    parent: str | None = None  # lineage: the signal that triggered the compute it came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class LogRecord:
     ref_id: str | None
     payload: Any
     cause: str | None = None
+    parent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,15 +244,22 @@ class LogStore:
         limit: int = 100,
         offset: int = 0,
         newest_first: bool = False,
+        parent: str | None = None,
+        types: tuple[str, ...] | None = None,
     ) -> list[LogRecord]:
-        """Log rows matching every filter given; `since` inclusive, `until` exclusive (ms)."""
+        """Log rows matching every filter given; `since` inclusive, `until` exclusive (ms).
+        `parent`: rows of the computes a signal triggered; `types`: any of these types."""
         query = select(logs)
         if source is not None:
             query = query.where(logs.c.source == source)
         if type is not None:
             query = query.where(logs.c.type == str(type))
+        if types is not None:
+            query = query.where(logs.c.type.in_([str(each) for each in types]))
         if ref_id is not None:
             query = query.where(logs.c.ref_id == ref_id)
+        if parent is not None:
+            query = query.where(logs.c.parent == parent)
         if since is not None:
             query = query.where(logs.c.ts >= since)
         if until is not None:
@@ -349,7 +358,7 @@ class LogStore:
 
 # The append hot path goes to the DBAPI cursor with positional rows: measured here, a Core
 # executemany of dicts reached 0.6 of raw sqlite3's rate, this about 1.0 (bench/log_append.py).
-_LOG_COLUMNS = ("ts", "source", "type", "ref_id", "payload", "cause")
+_LOG_COLUMNS = ("ts", "source", "type", "ref_id", "payload", "cause", "parent")
 _INSERT_LOG = (
     f"INSERT INTO {logs.name} ({', '.join(logs.c[name].name for name in _LOG_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in _LOG_COLUMNS)})"
@@ -366,7 +375,7 @@ _UPDATE_ROUNDS = (
 def _row_params(row: LogRow) -> tuple[Any, ...]:
     ts = now_ms() if row.ts is None else row.ts
     payload = None if row.payload is None else _json(row.payload)
-    return (ts, row.source, str(row.type), row.ref_id, payload, row.cause)
+    return (ts, row.source, str(row.type), row.ref_id, payload, row.cause, row.parent)
 
 
 def _create_run(connection: Connection, op: CreateRun) -> None:
@@ -423,7 +432,8 @@ def _append_message(connection: Connection, op: AppendMessage) -> None:
     ts = now_ms() if op.ts is None else op.ts
     payload = _json({"round": op.round, "role": op.role, "content": op.content})
     connection.exec_driver_sql(
-        _INSERT_LOG, (ts, op.workflow, str(LogType.WORKFLOW_MESSAGE), op.run_id, payload, None)
+        _INSERT_LOG,
+        (ts, op.workflow, str(LogType.WORKFLOW_MESSAGE), op.run_id, payload, None, None),
     )
     connection.exec_driver_sql(_UPDATE_ROUNDS, (op.round, ts, op.run_id, op.round))
 
@@ -457,7 +467,9 @@ def _json(value: Any) -> str:
 
 def _log_record(row: Row[Any]) -> LogRecord:
     payload = None if row.payload is None else orjson.loads(row.payload)
-    return LogRecord(row.id, row.ts, row.source, row.type, row.ref_id, payload, row.cause)
+    return LogRecord(
+        row.id, row.ts, row.source, row.type, row.ref_id, payload, row.cause, row.parent
+    )
 
 
 def _run_record(row: Row[Any]) -> RunRecord:

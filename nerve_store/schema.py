@@ -27,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from nerve_core.errors import StoreError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
@@ -42,10 +42,14 @@ logs = Table(
     Column("payload", Text),  # JSON
     # Lineage: the trigger (and so the compute) a row came from, or the request that made it.
     Column("cause", Text),
+    # Lineage upward: the signal whose delivery triggered the compute a row came from (NULL for
+    # an interval tick, the startup compute or a command).
+    Column("parent", Text),
     Index("logs_ts", "ts"),
     Index("logs_source", "source", "id"),
     Index("logs_type", "type", "id"),
     Index("logs_ref", "ref_id", "id", sqlite_where=text("ref_id IS NOT NULL")),
+    Index("logs_parent", "parent", "id", sqlite_where=text("parent IS NOT NULL")),
     # AUTOINCREMENT: an id is never reused, even after the newest rows were archived, so an id
     # names one row across logs.db and the archive forever.
     sqlite_autoincrement=True,
@@ -93,9 +97,21 @@ def _add_causes(connection: Connection) -> None:
             connection.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN cause TEXT")
 
 
+def _add_parents(connection: Connection) -> None:
+    """Version 3: a `parent` column on logs (the signal that triggered a row's compute)."""
+    present = {column["name"] for column in inspect(connection).get_columns(logs.name)}
+    if "parent" not in present:  # a file created by version 3's tables already has it
+        connection.exec_driver_sql(f"ALTER TABLE {logs.name} ADD COLUMN parent TEXT")
+    connection.exec_driver_sql(
+        f"CREATE INDEX IF NOT EXISTS logs_parent ON {logs.name} (parent, id)"
+        " WHERE parent IS NOT NULL"
+    )
+
+
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     0: lambda connection: metadata.create_all(connection),
     1: _add_causes,
+    2: _add_parents,
 }
 
 

@@ -82,31 +82,42 @@ class OutcomeRouter:
         if trigger.signal is not None:
             context["signal"] = trigger.signal.id
         cause = trigger.id  # every row this outcome writes names the trigger it came from
+        parent = None if trigger.signal is None else trigger.signal.id  # and the signal, if any
         match outcome.kind:
             case OutcomeKind.OK:
                 assert result is not None
-                await self._route(sense, result.value, context, cause)
+                await self._route(sense, result.value, context, cause, parent)
             case OutcomeKind.ERROR:
                 assert result is not None
                 stats.errors += 1
                 payload = {**context, "error": result.error, "traceback": result.traceback}
-                self._record(LogRow(sense, LogType.COMPUTE_ERROR, payload, cause=cause))
+                self._record(
+                    LogRow(sense, LogType.COMPUTE_ERROR, payload, cause=cause, parent=parent)
+                )
             case OutcomeKind.TIMEOUT:
                 stats.errors += 1
                 sense_config = self._config.senses.get(sense)
                 timeout = sense_config.timeout if sense_config is not None else None
                 payload = {**context, "timeout_s": timeout}
-                self._record(LogRow(sense, LogType.COMPUTE_TIMEOUT, payload, cause=cause))
+                self._record(
+                    LogRow(sense, LogType.COMPUTE_TIMEOUT, payload, cause=cause, parent=parent)
+                )
             case OutcomeKind.CRASH:
                 stats.errors += 1
                 payload = {**context, "detail": outcome.detail}
-                self._record(LogRow(sense, LogType.COMPUTE_CRASH, payload, cause=cause))
+                self._record(
+                    LogRow(sense, LogType.COMPUTE_CRASH, payload, cause=cause, parent=parent)
+                )
 
-    async def _route(self, sense: str, value: Any, context: dict[str, Any], cause: str) -> None:
+    async def _route(
+        self, sense: str, value: Any, context: dict[str, Any], cause: str, parent: str | None
+    ) -> None:
         route = route_sense_compute_output(value)
         if route.invalid_directive is not None:
             payload = {"reason": route.invalid_directive, **context}
-            self._record(LogRow(sense, LogType.DIRECTIVE_INVALID, payload, cause=cause))
+            self._record(
+                LogRow(sense, LogType.DIRECTIVE_INVALID, payload, cause=cause, parent=parent)
+            )
         if route.kind is RouteKind.SIGNAL:
             signal = Signal(self._signal_id(), sense, route.payload, now_ms())
             if sense in self.stats:
@@ -119,6 +130,7 @@ class OutcomeRouter:
                     ref_id=signal.id,
                     ts=signal.ts,
                     cause=cause,
+                    parent=parent,
                 )
             )
             await self._publish(signal)
@@ -145,4 +157,14 @@ class OutcomeRouter:
                     launch["status"] = str(status)
                 except NerveError as exc:
                     launch["error"] = f"the launch failed: {exc}"
-            self._record(LogRow(sense, LogType.WORKFLOW_LAUNCH, launch, cause=cause))
+            run_id = launch.get("run_id")  # the row is found from its run too
+            self._record(
+                LogRow(
+                    sense,
+                    LogType.WORKFLOW_LAUNCH,
+                    launch,
+                    ref_id=None if run_id is None else str(run_id),
+                    cause=cause,
+                    parent=parent,
+                )
+            )

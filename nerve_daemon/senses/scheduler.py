@@ -13,8 +13,10 @@
   becomes the pending compute, run when the window ends.
 - Grace: triggers before `grace_period` has passed are held and run once at its end.
 
-Each decision carries a reason code (`Decision`) at the point it is made, for `nerve explain`.
-The scheduler only decides; running a compute is the `execute` callback's job. Time comes from an
+Each decision carries a reason code (`Decision`) at the point it is made and goes to the
+`on_decision` listener (the kernel's decision ledger, what `nerve explain` reads), with the
+pending trigger it replaced when it coalesced. `view()` says what a sense waits for now. The
+scheduler only decides; running a compute is the `execute` callback's job. Time comes from an
 injected `Clock`, so tests can control it.
 """
 
@@ -26,7 +28,7 @@ import math
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
@@ -53,20 +55,35 @@ class AnyioClock:
 
 
 class Decision(StrEnum):
-    RAN = "ran"
-    THROTTLED = "throttled"
-    COALESCED = "coalesced"
-    HELD_BY_GRACE = "held_by_grace"
+    RAN = "ran"  # it computes now
+    THROTTLED = "throttled"  # it computes when the throttle window ends
+    COALESCED = "coalesced"  # merged into the pending compute (the newest trigger's details win)
+    HELD_BY_GRACE = "held_by_grace"  # it computes when the grace period ends
+    DROPPED = "dropped"  # pending when its sense left nerve.yaml or the kernel stopped
 
 
+# A trigger id's first letter says its kind, so a row's `cause` alone tells where a chain began.
+KIND_LETTERS = {
+    TriggerKind.INTERVAL: "i",
+    TriggerKind.SIGNAL: "s",
+    TriggerKind.MANUAL: "m",
+    TriggerKind.STARTUP: "u",
+}
 _LINEAGE_PREFIX = f"{time.time_ns() // 1_000_000:x}"  # this kernel's start: unique per workspace
 _lineage = itertools.count(1)
 
 
-def new_trigger_id() -> str:
-    """A lineage id for a trigger: `t-<kernel start>-<n>`, unique in the workspace (one kernel
-    runs per workspace at a time), and no system call per trigger."""
-    return f"t-{_LINEAGE_PREFIX}-{next(_lineage):x}"
+def new_trigger_id(kind: TriggerKind) -> str:
+    """A lineage id for a trigger: `<kind letter>-<kernel start>-<n>` (hex), unique in the
+    workspace (one kernel runs per workspace at a time), and no system call per trigger."""
+    return f"{KIND_LETTERS[kind]}-{_LINEAGE_PREFIX}-{next(_lineage):x}"
+
+
+def trigger_kind_of(trigger_id: str) -> TriggerKind | None:
+    """The kind a trigger id names (None for an id of another form, say a request's)."""
+    letter, _, rest = trigger_id.partition("-")
+    kinds = {letter: kind for kind, letter in KIND_LETTERS.items()}
+    return kinds.get(letter) if rest else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,10 +94,28 @@ class Trigger:
     kind: TriggerKind
     signal: Signal | None = None
     scheduled: float | None = None  # the clock time an interval tick was due
-    id: str = field(default_factory=new_trigger_id)
+    id: str = ""  # made from the kind when not given
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", new_trigger_id(self.kind))
+
+
+@dataclass(frozen=True, slots=True)
+class SenseSchedule:
+    """What a sense waits for now, on the scheduler's clock (see `ReflexScheduler.view`)."""
+
+    pending: Trigger | None  # the compute to come, if one is asked for
+    running: Trigger | None  # the compute in flight, if one is
+    last_start: float | None
+    throttle_until: float | None  # a pending compute waits for this while it is ahead
+    grace_until: float | None  # triggers are held until then while it is ahead
+    next_ticks: tuple[float, ...]  # the next tick of each interval reflex
 
 
 Execute = Callable[[str, Trigger], Awaitable[None]]
+# (sense, trigger, decision, the pending trigger it replaced when it coalesced)
+OnDecision = Callable[[str, Trigger, Decision, "Trigger | None"], None]
 
 
 class _SenseState:
@@ -89,13 +124,13 @@ class _SenseState:
         self.throttle = throttle
         self.grace = grace
         self.pending: Trigger | None = None
-        self.in_flight = False
+        self.running: Trigger | None = None
         self.last_start: float | None = None
         self.wake = anyio.Event()
         self.waiting: anyio.CancelScope | None = None
         self.started = False  # past grace: its startup compute was taken
         self.removed = False  # gone from nerve.yaml: its loop ends, its compute in flight finishes
-        self.decisions: dict[Decision, int] = dict.fromkeys(Decision, 0)
+        self.next_ticks: dict[float, float] = {}  # interval → its next tick
 
     def stop_waiting(self) -> None:
         self.wake.set()
@@ -109,7 +144,7 @@ class ReflexScheduler:
         config: NerveConfig,
         execute: Execute,
         clock: Clock | None = None,
-        on_decision: Callable[[str, Trigger, Decision], None] | None = None,
+        on_decision: OnDecision | None = None,
     ) -> None:
         self._config = config
         self._execute = execute
@@ -137,9 +172,35 @@ class ReflexScheduler:
                     targets.append(reflex.sense)
         return subscribers
 
-    def decisions(self, sense: str) -> dict[Decision, int]:
+    def view(self, sense: str) -> SenseSchedule | None:
+        """What `sense` waits for now (None for a sense it does not schedule)."""
         state = self._states.get(sense)
-        return {} if state is None else dict(state.decisions)
+        if state is None:
+            return None
+        now = self._clock.now()
+        throttle_until = None
+        if state.last_start is not None and now < state.last_start + state.throttle:
+            throttle_until = state.last_start + state.throttle
+        grace_until = None
+        if self._start is None or now < self._start + state.grace:
+            grace_until = (self._start or now) + state.grace
+        return SenseSchedule(
+            pending=state.pending,
+            running=state.running,
+            last_start=state.last_start,
+            throttle_until=throttle_until,
+            grace_until=grace_until,
+            next_ticks=tuple(sorted(state.next_ticks.values())),
+        )
+
+    def now(self) -> float:
+        return self._clock.now()
+
+    def _decided(
+        self, sense: str, trigger: Trigger, decision: Decision, replaced: Trigger | None = None
+    ) -> None:
+        if self._on_decision is not None:
+            self._on_decision(sense, trigger, decision, replaced)
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Schedule until `close()`; return once the computes in flight have finished."""
@@ -184,6 +245,8 @@ class ReflexScheduler:
             gone = self._states.pop(name)
             gone.removed = True
             gone.stop_waiting()
+            if gone.pending is not None:
+                self._decided(name, gone.pending, Decision.DROPPED)
         for name, sense in config.senses.items():
             state = self._states.get(name)
             if state is None:
@@ -203,6 +266,8 @@ class ReflexScheduler:
             scope = self._tick_scopes.pop(name, None)
             if scope is not None:
                 scope.cancel()
+            if name in self._states:
+                self._states[name].next_ticks.clear()  # its loops start again below
         if self._tick_group is not None:
             self._start_ticks(self._tick_group, changed & set(config.senses))
 
@@ -213,6 +278,8 @@ class ReflexScheduler:
             self._ticks.cancel()
         for state in self._states.values():
             state.stop_waiting()
+            if state.pending is not None:
+                self._decided(state.name, state.pending, Decision.DROPPED)
 
     def request(self, sense: str, trigger: Trigger) -> Decision | None:
         """Ask for a compute of `sense`; say what became of the request (None once closed)."""
@@ -222,17 +289,15 @@ class ReflexScheduler:
         now = self._clock.now()
         if self._start is None or now < self._start + state.grace:
             decision = Decision.HELD_BY_GRACE
-        elif state.in_flight or state.pending is not None:
+        elif state.running is not None or state.pending is not None:
             decision = Decision.COALESCED
         elif state.last_start is not None and now < state.last_start + state.throttle:
             decision = Decision.THROTTLED
         else:
             decision = Decision.RAN
-        state.pending = trigger
-        state.decisions[decision] += 1
+        replaced, state.pending = state.pending, trigger
         state.wake.set()
-        if self._on_decision is not None:
-            self._on_decision(sense, trigger, decision)
+        self._decided(sense, trigger, decision, replaced)
         return decision
 
     def _ended(self, state: _SenseState) -> bool:
@@ -257,9 +322,11 @@ class ReflexScheduler:
             # The first interval tick is due now, with whatever was held during grace: one
             # compute for both. (A separate tick at the same instant could race it into two.)
             startup = Trigger(TriggerKind.STARTUP, scheduled=self._start + state.grace)
-            decision = Decision.COALESCED if state.pending is not None else Decision.RAN
-            state.decisions[decision] += 1
-            state.pending = state.pending or startup
+            held, state.pending = state.pending, startup
+            if held is None:
+                self._decided(state.name, startup, Decision.RAN)
+            else:  # one compute for what was held and the tick (the newest's details win)
+                self._decided(state.name, startup, Decision.COALESCED, held)
         state.started = True
         while not self._ended(state):
             while state.pending is None and not self._ended(state):
@@ -271,12 +338,12 @@ class ReflexScheduler:
                 return
             trigger, state.pending = state.pending, None
             assert trigger is not None
-            state.in_flight = True
+            state.running = trigger
             state.last_start = self._clock.now()
             try:
                 await self._execute(state.name, trigger)
             finally:
-                state.in_flight = False
+                state.running = None
 
     async def _interval_loop(self, sense: str, interval: float, grace: float) -> None:
         assert self._start is not None
@@ -286,7 +353,10 @@ class ReflexScheduler:
         behind = self._clock.now() - deadline
         if behind > 0:  # a reload: join the grid where it is now
             deadline += math.ceil(behind / interval) * interval
+        state = self._states.get(sense)
         while True:
+            if state is not None:
+                state.next_ticks[interval] = deadline
             await self._clock.sleep_until(deadline)
             self.request(sense, Trigger(TriggerKind.INTERVAL, scheduled=deadline))
             deadline += interval

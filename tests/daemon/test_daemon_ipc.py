@@ -88,6 +88,34 @@ async def test_malformed_lines_get_errors_and_the_connection_goes_on(short_root:
     assert responses[1]["id"] == 9
 
 
+async def test_an_error_nobody_expected_is_answered_internal_and_the_connection_goes_on(
+    short_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request whose handler raises what no code path expects (here `list-senses`, broken
+    on purpose): that request is answered `internal`, and the same connection, the socket and
+    the kernel serve on."""
+    kernel = kernel_for(short_root)
+
+    def broken() -> object:
+        raise RuntimeError("a bug in list-senses")
+
+    monkeypatch.setattr(kernel, "list_senses", broken)
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        broke, health = await exchange(
+            short_root / "nerve.sock", b'{"type":"list-senses","id":7}', b'{"type":"health"}'
+        )
+        [again] = await exchange(short_root / "nerve.sock", b'{"type":"health","id":8}')
+        kernel.stop()
+    error = broke["error"]
+    assert (broke["ok"], broke["id"]) == (False, 7)
+    assert (error["code"], error["message"]) == (  # type: ignore[index]
+        "internal",
+        "the request failed: RuntimeError: a bug in list-senses",
+    )
+    assert (health["ok"], again["ok"], again["id"]) == (True, True, 8)
+
+
 async def test_an_oversize_line_is_refused_and_the_daemon_serves_on(short_root: Path) -> None:
     kernel = kernel_for(short_root)
     sock = short_root / "nerve.sock"

@@ -54,7 +54,11 @@ async def test_a_run_can_be_walked_back_to_the_trigger_that_started_the_chain(
     signal_row = by_type[(LogType.SIGNAL, "src")]
     assert launch_row.payload["signal"] == signal_row.ref_id  # the signal that triggered dst
     assert signal_row.cause is not None
-    assert signal_row.cause.startswith("t-")
+    assert signal_row.cause.startswith("m-")  # a trigger id names its kind: manual
+    assert launch_row.cause is not None
+    assert launch_row.cause.startswith("s-")  # dst computed for a signal
     assert signal_row.cause != launch_row.cause  # two computes, two triggers
+    assert (signal_row.parent, launch_row.parent) == (None, signal_row.ref_id)  # lineage upward
+    assert launch_row.ref_id == run_id  # the launch row is found from its run
     log_row = by_type[(LogType.SENSE_LOG, "src")]
     assert log_row.cause == signal_row.cause  # ctx.log rows carry their compute's trigger

@@ -125,7 +125,7 @@ async def test_ticks_missed_while_the_clock_jumped_ahead_are_skipped_not_burst()
     async def execute(sense: str, trigger: Trigger) -> None:
         pass
 
-    def noted(sense: str, trigger: Trigger, decision: Decision) -> None:
+    def noted(sense: str, trigger: Trigger, decision: Decision, replaced: object) -> None:
         if trigger.kind is TriggerKind.INTERVAL:
             ticks.append(trigger.scheduled)
 

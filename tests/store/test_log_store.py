@@ -208,7 +208,7 @@ def test_opening_a_missing_file_read_only_is_a_clear_error(tmp_path: Path) -> No
         LogStore.open_readonly(tmp_path / "logs.db")
 
 
-def test_a_version_1_file_gains_the_cause_columns_and_keeps_its_rows(tmp_path: Path) -> None:
+def test_a_version_1_file_gains_the_lineage_columns_and_keeps_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "logs.db"
     with sqlite3.connect(path) as raw:  # the tables as version 1 made them
         raw.executescript(
@@ -225,6 +225,13 @@ def test_a_version_1_file_gains_the_cause_columns_and_keeps_its_rows(tmp_path: P
         )
     with LogStore.open(path) as store:
         assert store.meta("schema_version") == str(SCHEMA_VERSION)
-        store.append(LogRow("a", LogType.SIGNAL, 2, cause="t-1"))
+        store.append(LogRow("a", LogType.SIGNAL, 2, cause="t-1", parent="s-1"))
         rows = store.logs()
-    assert sorted((row.payload, row.cause) for row in rows) == [(1, None), (2, "t-1")]
+        assert [row.payload for row in store.logs(parent="s-1")] == [2]
+    assert sorted((row.payload, row.cause, row.parent) for row in rows) == [
+        (1, None, None),
+        (2, "t-1", "s-1"),
+    ]
+    with sqlite3.connect(path) as raw:  # the lineage index is there, as a new file's
+        indexes = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
+    assert "logs_parent" in indexes
