@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from .commands import daemon, dev, sense, store, workflow, workspace as workspace_commands
+from .commands import (
+    daemon,
+    dev,
+    explain,
+    sense,
+    store,
+    workflow,
+    workspace as workspace_commands,
+)
 from .options import RootOption, state
 
 EXIT_ERROR = 1
@@ -39,6 +47,7 @@ daemon.register(app)
 sense.register(app)
 workflow.register(app)
 store.register(app)
+explain.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

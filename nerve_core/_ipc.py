@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     StrictStr,
     TypeAdapter,
@@ -29,6 +30,7 @@ from ._result import Result, err, ok
 from .workflow import RunStatus
 
 MAX_LINE_BYTES = 1 << 20  # a longer line is refused, unread past this bound
+MAX_TIMESTAMP_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 RequestId: TypeAlias = (
     Annotated[StrictStr, Field(max_length=256)]
@@ -43,6 +45,7 @@ class IpcErrorCode(StrEnum):
     UNKNOWN_SENSE = "unknown_sense"
     UNKNOWN_WORKFLOW = "unknown_workflow"
     UNKNOWN_RUN = "unknown_run"
+    UNKNOWN_SIGNAL = "unknown_signal"
     UNAVAILABLE = "unavailable"  # e.g. too many connections; logs.db cannot be written now
     INTERNAL = "internal"
 
@@ -94,6 +97,18 @@ class HealthRequest(_Request):
     type: Literal["health"] = "health"
 
 
+class ExplainRequest(_Request):
+    """`nerve explain`: a sense (`whyNot`: why it has not computed since `since`, ms since the
+    epoch; by default since its sources' last signal, or its own last compute), a run or a
+    signal, by name or id."""
+
+    type: Literal["explain"] = "explain"
+    what: Literal["sense", "run", "signal"]
+    name: Annotated[StrictStr, Field(min_length=1, max_length=128)]
+    why_not: StrictBool = False
+    since: Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP_MS)] | None = None
+
+
 class CancelWorkflowRequest(_Request):
     type: Literal["cancel-workflow"] = "cancel-workflow"
     run_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
@@ -104,7 +119,8 @@ DaemonRequest: TypeAlias = Annotated[
     | TriggerSenseRequest
     | ListSensesRequest
     | HealthRequest
-    | CancelWorkflowRequest,
+    | CancelWorkflowRequest
+    | ExplainRequest,
     Field(discriminator="type"),
 ]
 
@@ -120,6 +136,7 @@ REQUEST_TYPES = (
     "list-senses",
     "health",
     "cancel-workflow",
+    "explain",
 )
 
 
@@ -183,6 +200,10 @@ class HealthResponse(OkResponse):
 
 class CancelWorkflowResponse(OkResponse):
     status: RunStatus
+
+
+class ExplainResponse(OkResponse):
+    explanation: dict[str, Any]  # see the README's `nerve explain`
 
 
 Response = TypeVar("Response", bound=OkResponse)

@@ -59,3 +59,7 @@ class BlobIntegrityError(StoreError):
 
 class StoreUnavailable(StoreError):
     pass
+
+
+class NotFound(NerveError):
+    """A name or id that names nothing (`nerve explain` of an unknown sense, run or signal)."""

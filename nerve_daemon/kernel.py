@@ -62,6 +62,7 @@ from .control.config_diff import ConfigDiff, diff_configs
 from .control.file_watch import FileWatcher
 from .control.ipc import DaemonIpcServer
 from .control.reload import Reload
+from .explain import LiveSense, explain_run, explain_sense, explain_signal
 from .lifetimes import Tracked, left
 from .options import KernelOptions, UnknownSense
 from .senses.bus import SignalBus
@@ -118,6 +119,7 @@ class Kernel:
         self._tracked: dict[str, Tracked] = {}
         self._reloading = anyio.Lock()
         self.ledger = Ledger(self._record)
+        self._reader: LogReader | None = None
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -132,7 +134,7 @@ class Kernel:
                 store = LogStore.open(
                     self.workspace.logs_db, synchronous=self.config.store.synchronous
                 )
-                reader = LogReader(self.workspace.logs_db)
+                reader = self._reader = LogReader(self.workspace.logs_db)
                 try:
                     writer = LogWriter(
                         store, linger_s=self.options.log_linger_s, on_stall_end=self._stall_ended
@@ -377,6 +379,51 @@ class Kernel:
                 runners=self.workflow_runners,
                 stall=None if self._writer is None else self._writer.stall,
             )
+        )
+
+    async def explain(
+        self, what: str, name: str, *, why_not: bool = False, since: int | None = None
+    ) -> dict[str, Any]:
+        """`nerve explain`: a sense (`why_not`: why it has not computed since `since`, ms), a
+        run or a signal, from what the kernel knows now and what logs.db holds. Raises
+        `NotFound` for a name or id that names nothing."""
+        if self._reader is None:
+            raise NerveError("the kernel is not running")
+        store = self._reader.store
+        config = self.config
+        if what == "sense":
+            live = self._live_sense(name) if name in config.senses else None
+            return await anyio.to_thread.run_sync(
+                lambda: explain_sense(config, store, name, live, why_not=why_not, since=since)
+            )
+        if what == "run":
+            return await anyio.to_thread.run_sync(lambda: explain_run(store, name))
+        entries = self.ledger.for_signal(name)
+        return await anyio.to_thread.run_sync(lambda: explain_signal(config, store, name, entries))
+
+    def _live_sense(self, name: str) -> LiveSense:
+        sense = next(s for s in self.state().senses if s.name == name)
+        scheduler = self._scheduler
+        schedule = None if scheduler is None else scheduler.view(name)
+        if scheduler is None or schedule is None:
+            counts = {str(reason): count for reason, count in sense.decisions.items()}
+            return LiveSense(state=sense.state, counts=counts)
+        now, clock = now_ms(), scheduler.now()
+
+        def wall(at: float | None) -> int | None:
+            return None if at is None else now + round((at - clock) * 1000)
+
+        ledger = self.ledger
+        return LiveSense(
+            state=sense.state,
+            pending=None if schedule.pending is None else ledger.about(name, schedule.pending),
+            running=None if schedule.running is None else ledger.about(name, schedule.running),
+            throttle_until=wall(schedule.throttle_until),
+            grace_until=wall(schedule.grace_until),
+            next_ticks=tuple(wall(tick) or 0 for tick in schedule.next_ticks),
+            recent=ledger.recent(name),
+            counts={str(reason): count for reason, count in sense.decisions.items()},
+            last_run_at=sense.stats.last_run_at,
         )
 
     def list_senses(self) -> list[SenseInfo]:

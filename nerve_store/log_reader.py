@@ -29,6 +29,11 @@ class LogReader:
     def close(self) -> None:
         self._store.close()
 
+    @property
+    def store(self) -> LogStore:
+        """The read-only store, for reads made in a worker thread (never on the event loop)."""
+        return self._store
+
     async def run(self, run_id: str) -> RunRecord | None:
         return await self._read(lambda: self._store.run(run_id))
 

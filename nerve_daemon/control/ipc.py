@@ -30,6 +30,8 @@ from nerve_core import (
     CancelWorkflowRequest,
     CancelWorkflowResponse,
     ErrorResponse,
+    ExplainRequest,
+    ExplainResponse,
     HealthRequest,
     HealthResponse,
     IpcError,
@@ -47,7 +49,7 @@ from nerve_core import (
     error_response,
     parse_daemon_ipc_request,
 )
-from nerve_core.errors import NerveError, StoreUnavailable
+from nerve_core.errors import NerveError, NotFound, StoreUnavailable
 
 from ..workflows.runs import UnknownRun, UnknownWorkflow
 
@@ -72,6 +74,10 @@ class DaemonApi(Protocol):
     ) -> tuple[str, RunStatus]: ...
 
     async def cancel_workflow(self, run_id: str) -> RunStatus: ...
+
+    async def explain(
+        self, what: str, name: str, *, why_not: bool = False, since: int | None = None
+    ) -> dict[str, Any]: ...
 
 
 log = logging.getLogger("nerve")
@@ -179,6 +185,17 @@ class DaemonIpcServer:
                 case CancelWorkflowRequest(run_id=run_id):
                     status = await kernel.cancel_workflow(run_id)
                     return CancelWorkflowResponse(id=request.id, status=status)
+                case ExplainRequest():
+                    try:
+                        explanation = await kernel.explain(
+                            request.what,
+                            request.name,
+                            why_not=request.why_not,
+                            since=request.since,
+                        )
+                    except NotFound as exc:
+                        return _error(request, _NOT_FOUND[request.what], str(exc))
+                    return ExplainResponse(id=request.id, explanation=explanation)
         except UnknownWorkflow as exc:
             return _error(request, IpcErrorCode.UNKNOWN_WORKFLOW, str(exc))
         except UnknownRun as exc:
@@ -197,6 +214,13 @@ def check_socket_path(path: Path) -> None:
             f"the socket path {path} is {size} bytes; a Unix socket path is limited to "
             f"{MAX_SOCKET_PATH}: use a workspace with a shorter path"
         )
+
+
+_NOT_FOUND = {
+    "sense": IpcErrorCode.UNKNOWN_SENSE,
+    "run": IpcErrorCode.UNKNOWN_RUN,
+    "signal": IpcErrorCode.UNKNOWN_SIGNAL,
+}
 
 
 def _error(request: DaemonRequest, code: IpcErrorCode, message: str) -> ErrorResponse:

@@ -103,6 +103,13 @@ class Ledger:
         """The sense's newest entries, oldest first."""
         return list(self._recent.get(sense) or ())
 
+    def about(self, sense: str, trigger: Trigger) -> Entry:
+        """The newest entry on `trigger`, or one made now saying it was asked for."""
+        for entry in reversed(self._recent.get(sense) or ()):
+            if entry.trigger == trigger.id:
+                return entry
+        return _entry(Reason.RAN, trigger)
+
     def for_signal(self, signal_id: str) -> list[tuple[str, Entry]]:
         """The entries (by sense) of the triggers `signal_id` made, still in memory."""
         return [

@@ -20,6 +20,7 @@ RANK = {
     "control": 3,
     "options": 4,
     "state": 4,
+    "explain": 4,
     "kernel": 5,
     "service": 6,
     "daemon_main": 7,

@@ -517,3 +517,54 @@ async def test_queued_runs_are_queued_again_at_the_next_start_and_run_in_order(
         runs = {run_id: store.run(run_id) for run_id in (long_run, first, second)}
     starts = [runs[r].started_at for r in (long_run, first, second)]  # type: ignore[union-attr]
     assert starts == sorted(starts)  # in creation order, behind the resumed run
+
+
+async def test_a_run_resumed_at_the_next_start_holds_its_slot(ws: Callable[..., Path]) -> None:
+    """Concurrency 1: the run a stopped kernel left started is resumed by the next one and holds
+    the one slot, so a run launched meanwhile is queued behind it, not started beside it."""
+    config = "workflows:\n  slow: {concurrency: 1, overflow: queue}\n"
+    root = ws(config, {}, workflows={"slow": SLEEPER})
+    async with running(root) as (kernel, recorder):
+        long_run, started = await kernel.trigger_workflow("slow", "2")
+        assert started is RunStatus.STARTED
+    assert final_status(root, long_run) is RunStatus.STARTED  # left for the next kernel
+    async with running(root) as (kernel, recorder):
+        assert recorder.statuses(long_run) == ["crashed", "started"]  # resumed
+        newer, status = await kernel.trigger_workflow("slow", "0")
+        assert status is RunStatus.QUEUED
+        await wait_until(lambda: final_status(root, newer) is RunStatus.COMPLETED)
+    assert recorder.statuses(newer) == ["queued", "started", "completed"]
+    assert recorder.statuses(long_run) == ["crashed", "started", "completed"]
+
+
+# An async role: cancelling its run cancels it in the worker, mid-sleep.
+PATIENT = """
+import anyio
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+def moderator(thread):
+    return "patient" if thread[-1].role == START else END
+
+async def patient(ctx):
+    print("patient begins", ctx.run_id, flush=True)
+    await anyio.sleep(float(ctx.prompt))
+    print("patient went on", ctx.run_id, flush=True)
+    return "done"
+
+definition = WorkflowDefinition(moderator=moderator, roles={"patient": patient})
+"""
+
+
+async def test_cancelling_a_started_run_stops_its_role_in_the_worker(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws("workflows:\n  w: {concurrency: 2}\n", {}, workflows={"w": PATIENT})
+    async with running(root) as (kernel, recorder):
+        cancelled, _ = await kernel.trigger_workflow("w", "1")
+        await wait_until(lambda: ("workflow:w", f"patient begins {cancelled}") in recorder.output)
+        assert await kernel.cancel_workflow(cancelled) is RunStatus.CANCELLED
+        later, _ = await kernel.trigger_workflow("w", "1.5")  # ends after the cancelled would
+        await wait_until(lambda: final_status(root, later) is RunStatus.COMPLETED)
+    lines = [line for name, line in recorder.output if name == "workflow:w"]
+    assert f"patient went on {later}" in lines
+    assert f"patient went on {cancelled}" not in lines  # its role was stopped, not left running

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from nerve_core import LogType, WorkerState
+from nerve_daemon.supervise.policy import GroupPolicy
 
 from ..cli.conftest import run_nerve
 from ..daemon.conftest import running, wait_until
@@ -52,7 +53,9 @@ async def test_a_sense_leaking_memory_is_restarted_at_its_limit_until_a_crash_lo
         """,
         {"leaky": LEAKY},
     )
-    async with running(root, watch_files=True) as (kernel, recorder):
+    # A crash would wait 3 s before its respawn; a kill for a limit must not.
+    slow_backoff = GroupPolicy(backoff_first_s=3.0, backoff_max_s=3.0, stop_timeout_s=5.0)
+    async with running(root, slow_backoff, watch_files=True) as (kernel, recorder):
         group = kernel.groups["leaks"]
         await wait_until(lambda: group.state is WorkerState.FATAL, timeout=60)
         limits = [row.payload for row in recorder.of(LogType.WORKER_LIMIT)]
@@ -67,6 +70,13 @@ async def test_a_sense_leaking_memory_is_restarted_at_its_limit_until_a_crash_lo
     assert all(row["resource"] == "memory" and row["value"] > row["limit"] for row in limits)
     exits = [row.payload for row in recorder.of(LogType.WORKER_EXIT)]
     assert [row["reason"] for row in exits[:LIMIT_LOOP]] == ["limit"] * LIMIT_LOOP
+    exit_times = [row.ts for row in recorder.of(LogType.WORKER_EXIT)][: LIMIT_LOOP - 1]
+    start_times = [row.ts for row in recorder.of(LogType.WORKER_START) if "group" in row.payload]
+    gaps = [  # from each limit kill (but the last, the loop) to the next worker's start
+        min(start for start in start_times if start >= ended) - ended  # type: ignore[operator]
+        for ended in exit_times
+    ]
+    assert max(gaps) < 2000, gaps  # ms: at once, not after the 3 s backoff
     peak = max(row["value"] for row in limits) / 1e6
     # Checked once a second at 10 computes/s of 32 MB: ~380 MB measured. A slower check (or
     # none until the worker dies some other way) grows without this bound.
