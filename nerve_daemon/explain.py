@@ -260,8 +260,10 @@ def _entry_sentence(entry: Entry) -> str:
             return f"{what} was throttled until {_at(entry.until)}"
         case Reason.HELD_BY_GRACE:
             return f"{what} was held by the grace period until {_at(entry.until)}"
+        case Reason.COALESCED if entry.detail:
+            return f"{what} became the pending compute, behind the one in flight"
         case Reason.COALESCED:
-            return f"{what} waited behind the compute in flight"
+            return f"{what} took the place of the pending trigger (the newest's details win)"
         case Reason.DROPPED:
             return f"{what} was dropped: pending when its sense was removed or nerve stopped"
         case Reason.SKIPPED:
