@@ -98,8 +98,11 @@ def test_explain_with_the_daemon_running_and_after_it_stopped(root: Path) -> Non
     live_run = json.loads(run_nerve("explain", "run", run_id, "--json", cwd=root).out)
     assert [step["step"] for step in live_run["chain"]] == ["root", "signal", "signal", "launch"]
     human_run = run_nerve("explain", "run", run_id, cwd=root).out
-    assert "an interval tick" in human_run or "the compute at start" in human_run
-    assert "→ c computed" in human_run and "launched this run" in human_run
+    # b computes once (its throttle is an hour): for a's first signal, from a's startup compute
+    assert live_run["chain"][0]["kind"] == "startup"
+    assert "    the compute at start (after the grace period)\n" in human_run
+    assert "→ c computed (trigger s-" in human_run
+    assert ") and launched this run" in human_run
 
     signal_a = live_run["chain"][1]["signal"]
     delivered = run_nerve("explain", "signal", signal_a, cwd=root)
