@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         parse_duration as parse_duration,
     )
     from ._events import (
+        KERNEL_SIGNALS as KERNEL_SIGNALS,
         LogType as LogType,
         Signal as Signal,
         TriggerKind as TriggerKind,
@@ -137,7 +138,7 @@ _EXPORTS = {
         "route_sense_compute_output",
     ),
     "._durations": ("format_duration", "parse_duration"),
-    "._events": ("LogType", "Signal", "TriggerKind", "WorkerState"),
+    "._events": ("KERNEL_SIGNALS", "LogType", "Signal", "TriggerKind", "WorkerState"),
     "._ipc": (
         "MAX_LINE_BYTES",
         "CancelWorkflowRequest",

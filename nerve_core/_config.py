@@ -36,6 +36,7 @@ from ._fields import (
     OptionalSize,
     PositiveDuration,
     Rounds,
+    SignalSource,
 )
 from ._result import Result, err, ok
 from ._workspace import CONFIG_FILE, check_name
@@ -73,7 +74,7 @@ class ReflexConfig(_Section):
     kind: Literal["sense"] = "sense"
     sense: Name
     interval: OptionalPositiveDuration = None
-    on: tuple[Name, ...] = ()
+    on: tuple[SignalSource, ...] = ()  # senses' names, or the kernel's "@…" signals
 
     @model_validator(mode="after")
     def _schedules_something(self) -> ReflexConfig:

@@ -12,9 +12,28 @@ class Signal:
     """Published when a compute returns non-null and the return is not a workflow launch."""
 
     id: str
-    source: str  # the sense that produced it; a signal is named after its sense
+    source: str  # the sense that produced it (a signal is named after its sense), or "@…"
     payload: Any
     ts: int  # ms since the epoch, UTC
+
+
+# The kernel's own events, published as signals under names no sense can have (a sense name never
+# starts with "@"), so a reflex can schedule a sense on them: `on: ["@run.failed"]`.
+KERNEL_SIGNALS: dict[str, str] = {
+    "@worker.crash": "a worker (a sense group's or a workflow's) exited unexpectedly",
+    "@worker.crash_loop": "a worker crashed too often and is no longer respawned (FATAL)",
+    "@worker.limit": "a worker was killed for going over a resource limit",
+    "@fork_server.lost": "the fork server died; its workers are replaced with it",
+    "@compute.error": "a compute raised",
+    "@compute.timeout": "a compute passed its timeout",
+    "@compute.crash": "a compute's worker died under it",
+    "@run.failed": "a workflow run failed",
+    "@run.dropped": "a workflow run was dropped (concurrency reached, crash loop, removed)",
+    "@run.evicted": "a queued workflow run was pushed out of a full queue",
+    "@run.interrupted": "a run still going when its reloaded workflow's drain timed out",
+    "@store.stall": "logs.db cannot be written (a full disk, say); writes are held",
+    "@store.recovered": "logs.db is writable again; what was held has committed",
+}
 
 
 class TriggerKind(StrEnum):

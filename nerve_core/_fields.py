@@ -31,6 +31,18 @@ def _optional_positive_duration(value: object) -> float | None:
     return None if value is None else _positive_duration(value)
 
 
+def _signal_source(value: object) -> str:
+    """A reflex's `on` entry: a sense's name, or one of the kernel's own signals ("@…")."""
+    from ._events import KERNEL_SIGNALS
+
+    if isinstance(value, str) and value.startswith("@"):
+        if value not in KERNEL_SIGNALS:
+            known = ", ".join(KERNEL_SIGNALS)
+            raise _error("name", f'unknown kernel signal "{value[:64]}" (known: {known})')
+        return value
+    return _name(value)
+
+
 def _name(value: object) -> str:
     checked = check_name(value)
     if not checked.ok:
@@ -51,6 +63,7 @@ Duration = Annotated[float, PlainValidator(_duration)]
 PositiveDuration = Annotated[float, PlainValidator(_positive_duration)]
 OptionalPositiveDuration = Annotated[float | None, PlainValidator(_optional_positive_duration)]
 Name = Annotated[str, PlainValidator(_name)]
+SignalSource = Annotated[str, PlainValidator(_signal_source)]
 
 
 def _optional_size(value: object) -> int | None:

@@ -19,6 +19,7 @@ Embedding::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -28,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.from_thread
 import orjson
 from anyio.abc import TaskGroup, TaskStatus
+from anyio.lowlevel import EventLoopToken, current_token
 
 from nerve_core import (
     HealthResponse,
@@ -67,6 +70,7 @@ from .lifetimes import Tracked, left
 from .options import KernelOptions, UnknownSense
 from .senses.bus import SignalBus
 from .senses.group import SenseGroup
+from .senses.kernel_signals import KernelSignals
 from .senses.ledger import Ledger
 from .senses.outcomes import OutcomeRouter
 from .senses.scheduler import Decision, ReflexScheduler, Trigger
@@ -120,6 +124,8 @@ class Kernel:
         self._reloading = anyio.Lock()
         self.ledger = Ledger(self._record)
         self._reader: LogReader | None = None
+        self._token: EventLoopToken | None = None
+        self.kernel_signals: KernelSignals | None = None
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -137,7 +143,10 @@ class Kernel:
                 reader = self._reader = LogReader(self.workspace.logs_db)
                 try:
                     writer = LogWriter(
-                        store, linger_s=self.options.log_linger_s, on_stall_end=self._stall_ended
+                        store,
+                        linger_s=self.options.log_linger_s,
+                        on_stall_end=self._stall_ended,
+                        on_stall_start=self._stall_started,
                     )
                     async with writer:
                         self._writer = writer
@@ -172,6 +181,10 @@ class Kernel:
         )
         self._workflows = workflows
         self._router = OutcomeRouter(self.config, self._record, bus.publish, self._launch)
+        self._token = current_token()
+        self.kernel_signals = KernelSignals(
+            bus.offer, self._record, self._router.new_signal_id, bus.listened
+        )
         for group_name, senses in self.config.sense_groups().items():
             self._add_group(group_name, list(senses))
         self._record(
@@ -358,6 +371,19 @@ class Kernel:
         payload = {"since": stall.since_ms, "seconds": round(seconds, 3), "error": stall.error}
         payload["dropped"] = stall.dropped
         self._writer.post(AppendLogs([LogRow(KERNEL_SOURCE, LogType.STORE_STALL, payload)]))
+        self._from_writer("@store.recovered", payload)
+
+    def _stall_started(self, stall: Stall) -> None:
+        """From the writer's thread: logs.db cannot be written."""
+        self._from_writer("@store.stall", {"since": stall.since_ms, "error": stall.error})
+
+    def _from_writer(self, name: str, payload: dict[str, Any]) -> None:
+        """Publish a kernel signal from the writer's thread, on the kernel's loop."""
+        signals, token = self.kernel_signals, self._token
+        if signals is None or token is None:
+            return
+        with contextlib.suppress(anyio.RunFinishedError, RuntimeError):  # the loop has ended
+            anyio.from_thread.run_sync(signals.publish, name, payload, token=token)
 
     @property
     def workflow_runners(self) -> dict[str, WorkflowRunner]:
@@ -494,7 +520,11 @@ class Kernel:
         self._observe(row)
 
     def _observe(self, row: LogRow) -> None:
-        """Show `row` to the observer, whose failure must never touch the kernel."""
+        """A row was recorded or committed: a kernel signal when it records an event, and show
+        it to the observer, whose failure must never touch the kernel."""
+        if self.kernel_signals is not None:
+            with contained(f"a kernel signal from a {row.type} row"):
+                self.kernel_signals.observe(row)
         if self.options.on_row is None:
             return
         try:

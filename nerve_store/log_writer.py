@@ -12,7 +12,8 @@ at all (the disk is full, an I/O error, the file is locked or read-only), no ope
 fault: the writer *stalls*. It keeps the batch, retries it with backoff, and says so once in the
 daemon log; what is submitted meanwhile waits in memory (posted rows beyond `max_held` are
 dropped and counted), and everything commits, in order, once the store can be written again.
-`stall` tells whether the writer is stalled now; `on_stall_end` hears how long it lasted.
+`stall` tells whether the writer is stalled now; `on_stall_start` hears why a stall began and
+`on_stall_end` how long it lasted (both from the writer's thread).
 
 The kernel awaits writes with `write_async` from its event loop; tests and tools use `write` or
 `submit` from threads. This module is the one bridge between the writer thread and the loop.
@@ -105,6 +106,7 @@ class LogWriter:
         max_held: int = 200_000,
         retry_max_s: float = 2.0,
         on_stall_end: Callable[[Stall, float], None] | None = None,
+        on_stall_start: Callable[[Stall], None] | None = None,
     ) -> None:
         if not store.writable:
             raise StoreError("the log writer needs a writable LogStore")
@@ -115,6 +117,7 @@ class LogWriter:
         self.max_held = max_held
         self.retry_max_s = retry_max_s
         self.on_stall_end = on_stall_end
+        self.on_stall_start = on_stall_start
         self.stats = WriterStats()
         self._stall: Stall | None = None
         self._give_up_at: float | None = None  # when a stalled, closing writer stops retrying
@@ -336,6 +339,11 @@ class LogWriter:
                 self._stall.error,
                 self.max_held,
             )
+            if self.on_stall_start is not None:
+                try:  # a listener's failure must not stop the writer
+                    self.on_stall_start(self._stall)
+                except Exception:
+                    log.exception("the start of a stall could not be reported")
 
     def _unstalled(self) -> None:
         stall = self.stall

@@ -223,6 +223,11 @@ def _render_run(doc: dict[str, Any]) -> None:
             case "signal":
                 if "missing" in step:
                     say(f"    → signal {step['signal']} ({step['missing']})")
+                elif step["sense"].startswith("@"):
+                    say(
+                        f"    → the kernel signalled {step['sense']} ({step['signal']}) about the "
+                        f"compute of trigger {step['trigger']} at {format_ts(step['at'])}"
+                    )
                 else:
                     say(
                         f"    → {step['sense']} computed (trigger {step['trigger']}) and "

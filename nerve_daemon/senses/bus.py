@@ -27,6 +27,10 @@ class SignalBus:
     def subscribe(self, source: str, callback: Callable[[Signal], None]) -> None:
         self._subscribers.setdefault(source, []).append(callback)
 
+    def listened(self, source: str) -> bool:
+        """Whether anything is subscribed to `source` now."""
+        return bool(self._subscribers.get(source))
+
     def unsubscribe_all(self) -> None:
         """Drop every subscription (before a reloaded scheduler subscribes anew)."""
         self._subscribers = {}
@@ -38,6 +42,16 @@ class SignalBus:
             self._send.send_nowait(signal)
         except anyio.WouldBlock:
             await self._send.send(signal)
+
+    def offer(self, signal: Signal) -> bool:
+        """Queue `signal` if the buffer has room, never waiting; False when it had none (the
+        kernel's own signals are offered: the kernel must not wait on its listeners)."""
+        try:
+            self._send.send_nowait(signal)
+        except anyio.WouldBlock:
+            return False
+        self.published += 1
+        return True
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         task_status.started()

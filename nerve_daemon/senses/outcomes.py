@@ -64,6 +64,10 @@ class OutcomeRouter:
         self._config = config
         self.stats = {name: self.stats.get(name) or SenseStats() for name in config.senses}
 
+    def new_signal_id(self) -> str:
+        """A signal id, unique in the workspace (the kernel's own signals take theirs here)."""
+        return self._signal_id()
+
     def _signal_id(self) -> str:
         return f"{self._id_prefix}-{next(self._ids):x}"
 

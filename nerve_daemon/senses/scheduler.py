@@ -62,7 +62,9 @@ class Decision(StrEnum):
     DROPPED = "dropped"  # pending when its sense left nerve.yaml or the kernel stopped
 
 
-# A trigger id's first letter says its kind, so a row's `cause` alone tells where a chain began.
+# A trigger id's first letter says its kind, so a row's `cause` alone tells where a chain began;
+# `k` is a signal of the kernel's own ("@…"), whose computes' failures are not signalled again.
+KERNEL_LETTER = "k"
 KIND_LETTERS = {
     TriggerKind.INTERVAL: "i",
     TriggerKind.SIGNAL: "s",
@@ -73,17 +75,24 @@ _LINEAGE_PREFIX = f"{time.time_ns() // 1_000_000:x}"  # this kernel's start: uni
 _lineage = itertools.count(1)
 
 
-def new_trigger_id(kind: TriggerKind) -> str:
+def new_trigger_id(kind: TriggerKind, *, kernel: bool = False) -> str:
     """A lineage id for a trigger: `<kind letter>-<kernel start>-<n>` (hex), unique in the
     workspace (one kernel runs per workspace at a time), and no system call per trigger."""
-    return f"{KIND_LETTERS[kind]}-{_LINEAGE_PREFIX}-{next(_lineage):x}"
+    letter = KERNEL_LETTER if kernel else KIND_LETTERS[kind]
+    return f"{letter}-{_LINEAGE_PREFIX}-{next(_lineage):x}"
 
 
 def trigger_kind_of(trigger_id: str) -> TriggerKind | None:
     """The kind a trigger id names (None for an id of another form, say a request's)."""
     letter, _, rest = trigger_id.partition("-")
     kinds = {letter: kind for kind, letter in KIND_LETTERS.items()}
+    kinds[KERNEL_LETTER] = TriggerKind.SIGNAL
     return kinds.get(letter) if rest else None
+
+
+def for_kernel_signal(trigger_id: str | None) -> bool:
+    """Whether a trigger id is a compute's for one of the kernel's own signals."""
+    return trigger_id is not None and trigger_id.startswith(KERNEL_LETTER + "-")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +107,8 @@ class Trigger:
 
     def __post_init__(self) -> None:
         if not self.id:
-            object.__setattr__(self, "id", new_trigger_id(self.kind))
+            kernel = self.signal is not None and self.signal.source.startswith("@")
+            object.__setattr__(self, "id", new_trigger_id(self.kind, kernel=kernel))
 
 
 @dataclass(frozen=True, slots=True)

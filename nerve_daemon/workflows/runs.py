@@ -68,7 +68,8 @@ def committed_rows(workflow: str, op: WriteOp) -> Iterator[LogRow]:
     match op:
         case CreateRun() | TransitionRun():
             payload: dict[str, Any] = {"status": str(op.status), "reason": op.reason}
-            yield LogRow(workflow, LogType.WORKFLOW_STATUS, payload, op.run_id, now_ms())
+            cause = op.cause if isinstance(op, CreateRun) else None  # what launched the run
+            yield LogRow(workflow, LogType.WORKFLOW_STATUS, payload, op.run_id, now_ms(), cause)
         case AppendMessage():
             payload = {"round": op.round, "role": op.role, "content": op.content}
             yield LogRow(workflow, LogType.WORKFLOW_MESSAGE, payload, op.run_id, now_ms())

@@ -171,6 +171,20 @@ def test_an_on_naming_an_undeclared_signal_is_an_error() -> None:
     assert errors[0].startswith('nerve.yaml:7: reflexes[0].on[1]: unknown signal "ghost"')
 
 
+def test_a_reflex_may_listen_to_the_kernels_own_signals_and_only_to_those_that_exist() -> None:
+    from nerve_core import KERNEL_SIGNALS, parse_nerve_config
+
+    listed = ", ".join(f'"{name}"' for name in KERNEL_SIGNALS)
+    good = parse_nerve_config(f"senses:\n  a: {{}}\nreflexes:\n  - sense: a\n    on: [{listed}]\n")
+    assert good.ok, str(good.error)
+    assert good.value.reflexes[0].on == tuple(KERNEL_SIGNALS)
+    errors = parse_errors('senses:\n  a: {}\nreflexes:\n  - sense: a\n    on: ["@run.fail"]\n')
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        'nerve.yaml:5: reflexes[0].on[0]: unknown kernel signal "@run.fail" (known: @worker.crash,'
+    )
+
+
 def test_a_reflex_with_neither_interval_nor_on_schedules_nothing_and_is_an_error() -> None:
     errors = parse_errors("senses:\n  a: {}\nreflexes:\n  - sense: a\n")
     assert errors == ["nerve.yaml:4: reflexes[0]: a reflex needs `interval`, `on`, or both"]

@@ -33,6 +33,9 @@ def compute(ctx):
         block[::4096] = b"x" * len(block[::4096])  # touch every page so it is resident
     return len(hoard)
 """
+KERNEL_SIGNAL_ROWS = (
+    "SELECT source FROM logs WHERE type = 'signal' AND source LIKE '@store.%' ORDER BY id"
+)
 LIMIT_LOOP = 5  # limit kills within the crash window that make a crash loop
 
 
@@ -138,6 +141,7 @@ class FullDisk:
 @pytest.fixture(params=["tmpfs", "rlimit"])
 def full_disk(request: pytest.FixtureRequest) -> Iterator[FullDisk]:
     config = "senses:\n  tick: {}\nreflexes:\n  - sense: tick\n    interval: 50ms\n"
+    config += '  - sense: tick\n    on: ["@store.stall", "@store.recovered"]\n'
     config += "workflows:\n  echo: {}\n"
     with daemon_workspace(config, {"tick": RETURN_ONE}, {"echo": ECHO}) as root:
         disk = FullDisk(root, request.param)
@@ -201,6 +205,8 @@ def test_a_full_disk_stalls_logs_db_and_the_daemon_serves_on_and_catches_up(
         [(payload,)] = db.execute("SELECT payload FROM logs WHERE type = 'store.stall'")
     stall = json.loads(payload)
     assert stall["dropped"] == 0
+    kernel_signals = [source for (source,) in query(root, KERNEL_SIGNAL_ROWS)]
+    assert kernel_signals == ["@store.stall", "@store.recovered"]  # tick listens to both
     assert stall["error"] in problem
     log = (root / "logs/nerve.log").read_text()
     if full_disk.tmpfs:  # with RLIMIT_FSIZE 0 the text log cannot be written either
