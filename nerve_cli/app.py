@@ -12,6 +12,7 @@ from .commands import (
     daemon,
     dev,
     explain,
+    reload,
     sense,
     store,
     workflow,
@@ -48,6 +49,7 @@ sense.register(app)
 workflow.register(app)
 store.register(app)
 explain.register(app)
+reload.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

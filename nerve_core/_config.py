@@ -56,6 +56,11 @@ class Synchronous(StrEnum):
     FULL = "full"
 
 
+class ReloadMode(StrEnum):
+    AUTO = "auto"  # a changed file is applied at once
+    MANUAL = "manual"  # changed files wait for `nerve reload` (see `nerve reload --plan`)
+
+
 # -- models -------------------------------------------------------------------------------------
 
 
@@ -110,6 +115,7 @@ class NerveConfig(_Section):
     workflows: dict[Name, WorkflowConfig] = Field(default_factory=dict)
     groups: dict[Name, GroupConfig] = Field(default_factory=dict)
     store: StoreConfig = StoreConfig()
+    reload: ReloadMode = ReloadMode.AUTO
 
     def sense_groups(self) -> dict[str, tuple[str, ...]]:
         """Sense names by group, in declaration order."""

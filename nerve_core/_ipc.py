@@ -97,6 +97,18 @@ class HealthRequest(_Request):
     type: Literal["health"] = "health"
 
 
+class ReloadPlanRequest(_Request):
+    """What `reload` would do now, without doing it."""
+
+    type: Literal["reload-plan"] = "reload-plan"
+
+
+class ReloadRequest(_Request):
+    """Apply the workspace's nerve.yaml and the files changed since (`reload: manual`)."""
+
+    type: Literal["reload"] = "reload"
+
+
 class ExplainRequest(_Request):
     """`nerve explain`: a sense (`whyNot`: why it has not computed since `since`, ms since the
     epoch; by default since its sources' last signal, or its own last compute), a run or a
@@ -120,7 +132,9 @@ DaemonRequest: TypeAlias = Annotated[
     | ListSensesRequest
     | HealthRequest
     | CancelWorkflowRequest
-    | ExplainRequest,
+    | ExplainRequest
+    | ReloadPlanRequest
+    | ReloadRequest,
     Field(discriminator="type"),
 ]
 
@@ -137,6 +151,8 @@ REQUEST_TYPES = (
     "health",
     "cancel-workflow",
     "explain",
+    "reload-plan",
+    "reload",
 )
 
 
@@ -200,6 +216,11 @@ class HealthResponse(OkResponse):
 
 class CancelWorkflowResponse(OkResponse):
     status: RunStatus
+
+
+class ReloadResponse(OkResponse):
+    plan: dict[str, Any]  # see the README's `nerve reload`
+    applied: StrictBool  # False for `reload-plan`
 
 
 class ExplainResponse(OkResponse):

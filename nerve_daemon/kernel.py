@@ -39,6 +39,7 @@ from nerve_core import (
     LimitsConfig,
     LogType,
     NerveConfig,
+    ReloadMode,
     RunStatus,
     SenseInfo,
     SenseLog,
@@ -46,7 +47,9 @@ from nerve_core import (
     TriggerKind,
     WorkflowDirective,
     Workspace,
+    parse_nerve_config,
 )
+from nerve_core._workspace import CONFIG_FILE
 from nerve_core.errors import NerveError, StoreUnavailable
 from nerve_store import (
     KERNEL_SOURCE,
@@ -65,6 +68,7 @@ from .control.config_diff import ConfigDiff, diff_configs
 from .control.file_watch import FileWatcher
 from .control.ipc import DaemonIpcServer
 from .control.reload import Reload
+from .control.reload_plan import Running, make_plan
 from .explain import LiveSense, explain_run, explain_sense, explain_signal
 from .lifetimes import Tracked, left
 from .options import KernelOptions, UnknownSense
@@ -124,6 +128,7 @@ class Kernel:
         self._reloading = anyio.Lock()
         self.ledger = Ledger(self._record)
         self._reader: LogReader | None = None
+        self._pending_changes: set[Path] = set()  # files changed, for `reload` (reload: manual)
         self._token: EventLoopToken | None = None
         self.kernel_signals: KernelSignals | None = None
 
@@ -462,8 +467,50 @@ class Kernel:
 
     async def files_changed(self, changed: set[Path]) -> None:
         """Hot reload (see control/reload.py): `changed` holds paths relative to the
-        workspace."""
+        workspace. With `reload: manual` they wait for `reload()`."""
+        if self.config.reload is ReloadMode.MANUAL:
+            self._pending_changes |= changed
+            log.info(
+                "%d file(s) changed (reload: manual): `nerve reload --plan` shows what "
+                "`nerve reload` would do",
+                len(self._pending_changes),
+            )
+            return
         await Reload(self.workspace.config_path, self, self._record).files_changed(changed)
+
+    def reload_plan(self) -> dict[str, Any]:
+        """What `reload()` would do now: the workspace's nerve.yaml and the files changed since
+        they were applied, against what runs (see control/reload_plan.py)."""
+        try:
+            text = self.workspace.config_path.read_text()
+        except OSError as exc:
+            new, errors = None, [f"{CONFIG_FILE}: cannot be read: {exc.strerror or exc}"]
+        else:
+            parsed = parse_nerve_config(text)
+            new = parsed.value if parsed.ok else None
+            errors = [] if parsed.ok else [str(issue) for issue in parsed.error]
+        running = Running(
+            config=self.config,
+            computing={
+                name: view.running.id
+                for name in self.config.senses
+                if self._scheduler is not None
+                and (view := self._scheduler.view(name)) is not None
+                and view.running is not None
+            },
+            runs={name: runner.active_runs for name, runner in self.workflow_runners.items()},
+            queued={name: runner.queued_runs for name, runner in self.workflow_runners.items()},
+            drain_timeout_s=self.options.drain_timeout_s,
+        )
+        return make_plan(running, new, errors, self._pending_changes)
+
+    async def reload(self) -> dict[str, Any]:
+        """Apply the workspace's nerve.yaml and the files changed since (`reload: manual` keeps
+        them for this); return the plan it followed."""
+        plan = self.reload_plan()
+        changed, self._pending_changes = self._pending_changes | {Path(CONFIG_FILE)}, set()
+        await Reload(self.workspace.config_path, self, self._record).files_changed(changed)
+        return plan
 
     def reload_senses(self, senses: set[str]) -> list[str]:
         groups = sorted({self._group_of[s].name for s in senses if s in self._group_of})

@@ -40,6 +40,9 @@ from nerve_core import (
     ListSensesResponse,
     NerveConfig,
     OkResponse,
+    ReloadPlanRequest,
+    ReloadRequest,
+    ReloadResponse,
     RunStatus,
     SenseInfo,
     TriggerSenseRequest,
@@ -78,6 +81,10 @@ class DaemonApi(Protocol):
     async def explain(
         self, what: str, name: str, *, why_not: bool = False, since: int | None = None
     ) -> dict[str, Any]: ...
+
+    def reload_plan(self) -> dict[str, Any]: ...
+
+    async def reload(self) -> dict[str, Any]: ...
 
 
 log = logging.getLogger("nerve")
@@ -196,6 +203,11 @@ class DaemonIpcServer:
                     except NotFound as exc:
                         return _error(request, _NOT_FOUND[request.what], str(exc))
                     return ExplainResponse(id=request.id, explanation=explanation)
+                case ReloadPlanRequest():
+                    return ReloadResponse(id=request.id, plan=kernel.reload_plan(), applied=False)
+                case ReloadRequest():
+                    plan = await kernel.reload()
+                    return ReloadResponse(id=request.id, plan=plan, applied=True)
         except UnknownWorkflow as exc:
             return _error(request, IpcErrorCode.UNKNOWN_WORKFLOW, str(exc))
         except UnknownRun as exc:

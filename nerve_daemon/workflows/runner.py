@@ -80,6 +80,15 @@ class WorkflowRunner(Supervised):
         self._supervisor = Supervisor(self, parts.pool, parts.record, parts.policy)
 
     @property
+    def active_runs(self) -> list[str]:
+        """The runs a worker has now, oldest first."""
+        return list(self._active)
+
+    @property
+    def queued_runs(self) -> list[str]:
+        return [run.run_id for run in self._admission.queue]
+
+    @property
     def running(self) -> int:
         """Runs holding a slot: started, waiting for a worker, or crashed and to be resumed."""
         return self._admission.running

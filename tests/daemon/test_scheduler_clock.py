@@ -141,3 +141,31 @@ async def test_ticks_missed_while_the_clock_jumped_ahead_are_skipped_not_burst()
         await clock.advance_to(grid + 5.0)  # back on the grid: the next tick is where it was
         assert ticks == [grid, grid + 5.0]
         scheduler.close()
+
+
+async def test_the_throttle_window_is_measured_from_a_computes_start_not_its_end() -> None:
+    """A compute taking half its 1 s window: the next starts 1 s after the first began."""
+    clock = SteppedClock()
+    parsed = parse_nerve_config("senses:\n  s: {throttle: 1s}\n")
+    assert parsed.ok
+    starts: list[float] = []
+    release = anyio.Event()
+
+    async def execute(sense: str, trigger: Trigger) -> None:
+        starts.append(clock.now())
+        if len(starts) == 1:
+            await release.wait()  # the first compute runs until the test lets it end
+
+    scheduler = ReflexScheduler(parsed.value, execute, clock)
+    async with anyio.create_task_group() as group:
+        await group.start(scheduler.run)
+        scheduler.request("s", Trigger(TriggerKind.MANUAL))
+        await wait_all_tasks_blocked()
+        await clock.advance_to(100.5)
+        release.set()  # it ended half a second after it began
+        await wait_all_tasks_blocked()
+        assert scheduler.request("s", Trigger(TriggerKind.MANUAL)) is Decision.THROTTLED
+        await wait_all_tasks_blocked()
+        await clock.advance_to(101.0)
+        assert starts == [100.0, 101.0]  # not 101.5
+        scheduler.close()

@@ -58,6 +58,34 @@ def test_posted_rows_linger_to_share_a_commit_but_a_waited_write_cuts_it_short(
     assert writer.stats.batches == 1
 
 
+def test_a_backlog_commits_in_batches_of_at_most_max_batch(
+    store: LogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """100 rows queued behind a held commit go in batches of at most `max_batch` (10), so one
+    transaction never grows with the backlog."""
+    applying, release = threading.Event(), threading.Event()
+    apply = store.apply
+    sizes: list[int] = []
+
+    def held(ops: list[object], connection: object) -> None:
+        sizes.append(len(ops))
+        apply(ops, connection)  # type: ignore[arg-type]
+        applying.set()
+        release.wait(30)
+
+    monkeypatch.setattr(store, "apply", held)
+    with LogWriter(store, max_batch=10) as writer:
+        writer.post(AppendLogs([row(-1)]))
+        assert applying.wait(30)  # the writer is inside the first commit
+        for n in range(100):
+            writer.post(AppendLogs([row(n)]))
+        release.set()
+    assert committed_count(store.path) == 101
+    assert sizes[0] == 1
+    assert max(sizes) <= 10
+    assert sum(sizes) == 101
+
+
 def test_a_waiter_is_not_released_while_its_commit_is_held(
     store: LogStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
