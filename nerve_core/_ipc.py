@@ -180,6 +180,14 @@ class TriggerWorkflowResponse(OkResponse):
     status: RunStatus
 
 
+class ProgressInfo(_Message):
+    """What a compute or run last said of its progress (`ctx.progress`)."""
+
+    fraction: float  # 0 to 1
+    note: StrictStr = ""
+    at: StrictInt  # ms since the epoch, when the daemon heard it
+
+
 class SenseInfo(_Message):
     name: StrictStr
     group: StrictStr
@@ -190,6 +198,7 @@ class SenseInfo(_Message):
     last_duration_ms: float | None = None
     computes: StrictInt = 0
     errors: StrictInt = 0
+    progress: ProgressInfo | None = None  # of its compute in flight, if it reported any
 
 
 class ListSensesResponse(OkResponse):
@@ -212,6 +221,7 @@ class HealthResponse(OkResponse):
     sense_names: list[StrictStr] = Field(default_factory=list)  # as nerve.yaml declares them
     workers: list[WorkerInfo]
     store_error: StrictStr | None = None  # why logs.db cannot be written now, if it cannot
+    run_progress: dict[str, ProgressInfo] = Field(default_factory=dict)  # run id → its report
 
 
 class CancelWorkflowResponse(OkResponse):

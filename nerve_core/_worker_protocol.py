@@ -5,11 +5,12 @@ and `decode_worker_message`. A line that does not decode is a protocol error: th
 that worker.
 
 - Sense workers. Kernel → worker: `ComputeRequest`, `ShutdownRequest`. Worker → kernel:
-  `WorkerReady` (the handshake, with each sense's load error if any), `ComputeResult`, `SenseLog`.
+  `WorkerReady` (the handshake, with each sense's load error if any), `ComputeResult`, `SenseLog`,
+  `Progress` (of the sense computing now).
 - Workflow workers. Kernel → worker: `StartThread` (also for `resume-thread`, with the persisted
   messages), `CancelThread`, `MessageAck`, `ShutdownRequest`. Worker → kernel: `WorkerReady`,
   `ThreadMessage` (a role's message: the worker goes on only once the kernel acks it, committed),
-  `ThreadEnd`, `RunLog`.
+  `ThreadEnd`, `RunLog`, `Progress` (of a run).
 """
 
 from __future__ import annotations
@@ -107,6 +108,29 @@ class RunLog:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a compute (`of` its sense) or a run (`of` its id) has come: `ctx.progress()`."""
+
+    of: str
+    fraction: float  # 0 to 1
+    note: str = ""
+
+
+MAX_PROGRESS_NOTE = 200  # characters of a progress note kept
+
+
+def check_progress(fraction: object, note: object = "") -> tuple[float, str]:
+    """`ctx.progress(fraction, note)`'s arguments, checked: a real number from 0 to 1, and a note
+    (clipped to `MAX_PROGRESS_NOTE` characters). Raises `ValueError` saying what is wrong."""
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+        raise ValueError(f"progress is a number from 0 to 1, got {type(fraction).__name__}")
+    if not 0.0 <= fraction <= 1.0:  # NaN fails this too
+        raise ValueError(f"progress is a number from 0 to 1, got {fraction!r}")
+    text = str(note)
+    return float(fraction), text if len(text) <= MAX_PROGRESS_NOTE else text[:199] + "…"
+
+
 WorkerMessage: TypeAlias = (
     ComputeRequest
     | ShutdownRequest
@@ -119,6 +143,7 @@ WorkerMessage: TypeAlias = (
     | MessageAck
     | ThreadEnd
     | RunLog
+    | Progress
 )
 
 
@@ -185,6 +210,8 @@ def encode_worker_message(message: WorkerMessage) -> bytes:
                 "reason": reason,
                 "traceback": trace,
             }
+        case Progress(of=of, fraction=fraction, note=note):
+            data = {"t": "progress", "of": of, "fraction": fraction, "note": note}
         case RunLog(run_id=run_id, level=level, message=text, fields=fields):
             data = {
                 "t": "run-log",
@@ -248,6 +275,9 @@ def decode_worker_message(line: bytes) -> Result[WorkerMessage, str]:
             return ok(MessageAck(data["run"], data["round"]))
         if kind == "thread-end":
             return ok(ThreadEnd(data["run"], data["status"], data["reason"], data["traceback"]))
+        if kind == "progress":
+            fraction, note = check_progress(data["fraction"], data["note"])
+            return ok(Progress(str(data["of"]), fraction, note))
         if kind == "run-log":
             return ok(RunLog(data["run"], data["level"], data["message"], dict(data["fields"])))
         return err(f"unknown worker message type {kind!r}")

@@ -57,6 +57,7 @@ class LiveSense:
     recent: Sequence[Entry] = ()
     counts: dict[str, int] = field(default_factory=dict)
     last_run_at: int | None = None
+    progress: dict[str, object] | None = None  # what its compute in flight last reported
 
 
 # -- sense ---------------------------------------------------------------------------------------
@@ -109,6 +110,8 @@ def _now(live: LiveSense) -> dict[str, Any]:
     now: dict[str, Any] = {}
     if live.running is not None:
         now["running"] = live.running.as_dict()
+        if live.progress is not None:
+            now["running"]["progress"] = live.progress
     if live.pending is not None:
         now["pending"] = live.pending.as_dict()
     if live.throttle_until is not None:

@@ -428,7 +428,11 @@ class Kernel:
                 lambda: explain_sense(config, store, name, live, why_not=why_not, since=since)
             )
         if what == "run":
-            return await anyio.to_thread.run_sync(lambda: explain_run(store, name))
+            doc = await anyio.to_thread.run_sync(lambda: explain_run(store, name))
+            for runner in self.workflow_runners.values():
+                if name in runner.progress:
+                    doc["progress"] = runner.progress[name].as_dict()
+            return doc
         entries = self.ledger.for_signal(name)
         return await anyio.to_thread.run_sync(lambda: explain_signal(config, store, name, entries))
 
@@ -455,6 +459,7 @@ class Kernel:
             recent=ledger.recent(name),
             counts={str(reason): count for reason, count in sense.decisions.items()},
             last_run_at=sense.stats.last_run_at,
+            progress=None if sense.progress is None else sense.progress.as_dict(),
         )
 
     def list_senses(self) -> list[SenseInfo]:

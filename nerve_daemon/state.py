@@ -14,13 +14,21 @@ from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
 
-from nerve_core import HealthResponse, NerveConfig, SenseInfo, WorkerInfo, WorkerState
+from nerve_core import (
+    HealthResponse,
+    NerveConfig,
+    ProgressInfo,
+    SenseInfo,
+    WorkerInfo,
+    WorkerState,
+)
 from nerve_store import Stall
 
 from .senses.group import SenseGroup
 from .senses.ledger import Ledger, Reason
 from .senses.outcomes import SenseStats
 from .senses.scheduler import ReflexScheduler
+from .supervise.progress import ProgressReport
 from .supervise.worker_pool import FORK_SERVER, WorkerPool, WorkerProcess
 from .workflows.runner import WorkflowRunner
 
@@ -42,6 +50,7 @@ class SenseView:
     state: str  # the group's worker state, or LOAD_ERROR for a sense that failed to load
     stats: SenseStats
     decisions: Mapping[Reason, int] = field(default_factory=dict)  # the ledger's counts
+    progress: ProgressReport | None = None  # what its compute in flight last said
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,7 @@ class WorkflowView:
     running: int  # runs holding a slot
     queued: int
     concurrency: int
+    progress: Mapping[str, ProgressReport] = field(default_factory=dict)  # run → its last report
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +116,17 @@ def snapshot(parts: Parts) -> KernelState:
                 state=_sense_state(group, name),
                 stats=parts.stats.get(name) or SenseStats(),
                 decisions=decisions,
+                progress=None if group is None else group.progress.get(name),
             )
         )
     workflows = tuple(
-        WorkflowView(name, runner.running, runner.queued, runner.config.concurrency)
+        WorkflowView(
+            name,
+            runner.running,
+            runner.queued,
+            runner.config.concurrency,
+            dict(runner.progress),
+        )
         for name, runner in parts.runners.items()
     )
     return KernelState(
@@ -141,6 +158,11 @@ def render_health(state: KernelState) -> HealthResponse:
             for worker in state.workers
         ],
         store_error=state.store_problem,
+        run_progress={
+            run_id: _progress_info(report)
+            for workflow in state.workflows
+            for run_id, report in workflow.progress.items()
+        },
     )
 
 
@@ -156,9 +178,14 @@ def sense_infos(state: KernelState) -> list[SenseInfo]:
             last_duration_ms=sense.stats.last_duration_ms,
             computes=sense.stats.computes,
             errors=sense.stats.errors,
+            progress=None if sense.progress is None else _progress_info(sense.progress),
         )
         for sense in state.senses
     ]
+
+
+def _progress_info(report: ProgressReport) -> ProgressInfo:
+    return ProgressInfo(fraction=report.fraction, note=report.note, at=report.at)
 
 
 def stall_problem(stall: Stall | None) -> str | None:

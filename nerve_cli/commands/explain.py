@@ -170,7 +170,11 @@ def _render_sense(doc: dict[str, Any]) -> None:
         say("  (nerve is not running: from logs.db and nerve.yaml)")
     now = doc.get("now") or {}
     if "running" in now:
-        say(f"  computing now: trigger {now['running']['trigger']} ({now['running']['kind']})")
+        running = now["running"]
+        line = f"  computing now: trigger {running['trigger']} ({running['kind']})"
+        if "progress" in running:
+            line += f", {_percent(running['progress'])}"
+        say(line)
     if "pending" in now:
         say(f"  pending: trigger {now['pending']['trigger']} ({now['pending']['kind']})")
     if "throttledUntil" in now:
@@ -198,6 +202,11 @@ def _render_sense(doc: dict[str, Any]) -> None:
             say(f"  - {sentence}")
 
 
+def _percent(progress: dict[str, Any]) -> str:
+    note = f" {progress['note']}" if progress.get("note") else ""
+    return f"{progress['fraction']:.0%}{note}"
+
+
 def _entry_extra(entry: dict[str, Any]) -> str:
     parts = [entry["kind"]]
     if entry.get("signal"):
@@ -213,6 +222,8 @@ def _render_run(doc: dict[str, Any]) -> None:
     from ..output import format_ts, say
 
     say(f"[bold]run {doc['run']}[/] · workflow {doc['workflow']} · {doc['status']}")
+    if "progress" in doc:
+        say(f"  progress: {_percent(doc['progress'])}")
     say("  how it began (root first):")
     for step in doc["chain"]:
         match step["step"]:

@@ -11,7 +11,7 @@ from ..options import JsonOption, RootOption, workspace_root
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
 
-    from nerve_core import NerveConfig
+    from nerve_core import NerveConfig, ProgressInfo
 
 app = typer.Typer(help="Look into senses and their databases.", no_args_is_help=True)
 
@@ -52,6 +52,7 @@ def list_senses(root: RootOption = None, as_json: JsonOption = False) -> None:
                 f"{s.last_duration_ms:.1f}" if s.last_duration_ms else "-",
                 s.computes,
                 s.errors,
+                _progress(s.progress),
             )
             for s in live
         ]
@@ -65,6 +66,7 @@ def list_senses(root: RootOption = None, as_json: JsonOption = False) -> None:
             "ms",
             "computes",
             "errors",
+            "progress",
         ]
         print_table(None, columns, rows)
         return
@@ -85,6 +87,13 @@ def list_senses(root: RootOption = None, as_json: JsonOption = False) -> None:
     columns = ["sense", "group", "schedule", "throttle", "timeout"]
     print_table(None, columns, [tuple(row.values()) for row in static])
     say("(nerve is not running here: settings from nerve.yaml)")
+
+
+def _progress(progress: ProgressInfo | None) -> str:
+    """`40% copying` for a compute that reported its progress, `-` otherwise."""
+    if progress is None:
+        return "-"
+    return f"{progress.fraction:.0%} {progress.note}".strip()
 
 
 def _schedule(config: NerveConfig, sense: str) -> str:

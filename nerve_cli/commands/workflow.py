@@ -62,9 +62,10 @@ def list_runs(
     if not runs:
         say("no runs" if all_runs else "no runs in flight (--all lists finished runs too)")
         return
+    progress = _run_progress(root)
     print_table(
         None,
-        ["run", "workflow", "status", "rounds", "created", "ended", "prompt"],
+        ["run", "workflow", "status", "rounds", "created", "ended", "progress", "prompt"],
         [
             (
                 run.run_id,
@@ -73,11 +74,30 @@ def list_runs(
                 f"{run.rounds}/{run.max_rounds}",
                 format_ts(run.created_at),
                 format_ts(run.ended_at),
+                progress.get(run.run_id, "-"),
                 clip(run.prompt, 40),
             )
             for run in runs
         ],
     )
+
+
+def _run_progress(root: Path | None) -> dict[str, str]:
+    """What runs in flight last said of their progress, from the daemon when it runs."""
+    from nerve_core import HealthRequest, HealthResponse
+    from nerve_core.errors import DaemonNotRunning
+
+    from ..client import request
+    from ..workspace import find_workspace
+
+    try:
+        health = request(find_workspace(workspace_root(root)), HealthRequest(), HealthResponse)
+    except DaemonNotRunning:
+        return {}
+    return {
+        run_id: f"{info.fraction:.0%} {info.note}".strip()
+        for run_id, info in health.run_progress.items()
+    }
 
 
 @app.command("trigger")

@@ -28,6 +28,7 @@ from nerve_core import (
     ComputeRequest,
     ComputeResult,
     LogType,
+    Progress,
     SenseLog,
     Signal,
     TriggerKind,
@@ -35,9 +36,10 @@ from nerve_core import (
     WorkerState,
 )
 from nerve_core.errors import ProtocolError
-from nerve_store import LogRow
+from nerve_store import LogRow, now_ms
 
 from ..supervise.policy import GroupPolicy
+from ..supervise.progress import ProgressReport
 from ..supervise.supervisor import ExitReason, Supervised, Supervisor, shut_down
 from ..supervise.worker_pool import WorkerExited, WorkerPool, WorkerProcess
 
@@ -100,6 +102,7 @@ class SenseGroup(Supervised):
         self._backlog: collections.deque[_Job] = collections.deque()  # to resend after a restart
         self._restart_reason: str | None = None  # why the kernel killed the worker on purpose
         self._idle: anyio.CancelScope | None = None
+        self.progress: dict[str, ProgressReport] = {}  # sense → what its compute last said
 
     # -- what the scheduler calls ----------------------------------------------------------------
 
@@ -178,6 +181,7 @@ class SenseGroup(Supervised):
 
     async def lost(self, worker: WorkerProcess, reason: ExitReason, code: int) -> None:
         """What was sent to it was requeued or finished by `_serve` already."""
+        self.progress.clear()  # its computes' reports went with it
 
     async def fatal(self, reason: str) -> None:
         message = f"group {self.name}: {reason}"
@@ -279,7 +283,11 @@ class SenseGroup(Supervised):
             message = await worker.receive()
             if isinstance(message, SenseLog):  # written by the compute running now: the head
                 self._on_sense_log(message, head.cause)
+            elif isinstance(message, Progress) and message.of == head.request.sense:
+                report = ProgressReport(message.fraction, message.note, now_ms())
+                self.progress[message.of] = report
             elif isinstance(message, ComputeResult) and message.id == head.request.id:
+                self.progress.pop(head.request.sense, None)
                 return message
             else:
                 raise ProtocolError(f"unexpected {type(message).__name__} from group {self.name}")

@@ -26,19 +26,27 @@ from sqlalchemy import Engine
 from nerve_core import (
     ComputeRequest,
     ComputeResult,
+    Progress,
     SenseLog,
     ShutdownRequest,
     Signal,
     TriggerKind,
     WorkerReady,
     Workspace,
+    check_progress,
     require_name,
 )
 from nerve_core.errors import NerveError
 from nerve_store import BlobStore, LogStore, open_sense_db, open_sense_db_readonly
 
 from ..supervise.user_modules import load_sense_compute
-from ..supervise.worker_runtime import Channel, check_payload, loggable, redirect_output
+from ..supervise.worker_runtime import (
+    Channel,
+    ProgressPacer,
+    check_payload,
+    loggable,
+    redirect_output,
+)
 
 
 class SenseContext:
@@ -75,11 +83,20 @@ class SenseContext:
         safe = loggable(fields)
         self._runtime.channel.send(SenseLog(self.name, str(level), str(message), safe))
 
+    def progress(self, fraction: float, note: str = "") -> None:
+        """How far this compute has come, from 0 to 1, with a short note: shown by `nerve sense
+        list` and `nerve explain sense` while it runs. Frequent calls are cheap: at most ten
+        updates a second reach the kernel."""
+        value, text = check_progress(fraction, note)
+        if self._runtime.pacer.due(self.name, value):
+            self._runtime.channel.send(Progress(self.name, value, text))
+
 
 class SenseRuntime:
     def __init__(self, workspace: Workspace, channel: Channel) -> None:
         self.workspace = workspace
         self.channel = channel
+        self.pacer = ProgressPacer()
         self.blobs = BlobStore(workspace.blobs_dir)
         self.computes: dict[str, Callable[..., Any]] = {}
         self.engines: dict[str, Engine] = {}

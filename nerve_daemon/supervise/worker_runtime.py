@@ -134,3 +134,24 @@ def _has_non_finite(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return any(_has_non_finite(item) for item in value)
     return False
+
+
+class ProgressPacer:
+    """`ctx.progress()` in a tight loop must not flood the kernel: an update goes out when
+    `every_s` has passed since the last one of the same compute or run, or when it says done."""
+
+    def __init__(self, every_s: float = 0.1) -> None:
+        self._every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def due(self, key: str, fraction: float) -> bool:
+        import time
+
+        now = time.monotonic()
+        if fraction < 1.0 and now - self._last.get(key, -math.inf) < self._every_s:
+            return False
+        self._last[key] = now
+        return True
+
+    def forget(self, key: str) -> None:
+        self._last.pop(key, None)

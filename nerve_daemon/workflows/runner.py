@@ -24,6 +24,7 @@ from nerve_core import (
     CancelThread,
     LogType,
     MessageAck,
+    Progress,
     RunLog,
     RunStatus,
     StartThread,
@@ -49,6 +50,7 @@ from nerve_store import (
 
 from ..containment import contained
 from ..lifetimes import until_first
+from ..supervise.progress import ProgressReport
 from ..supervise.supervisor import ExitReason, Supervised, Supervisor, shut_down
 from ..supervise.worker_pool import WorkerExited, WorkerProcess
 from .admission import Admission, Verdict
@@ -70,6 +72,7 @@ class WorkflowRunner(Supervised):
         self._policy = parts.policy
         self._admission: Admission[Run] = Admission(config)
         self._active: dict[str, Run] = {}  # sent to a worker
+        self.progress: dict[str, ProgressReport] = {}  # run → what its role last said
         self._waiting: list[Run] = []  # admitted, their slot held, waiting for a worker
         self._closed: str | None = None  # why no new run is admitted (the workflow was removed)
         self._drain_timeout = 30.0
@@ -226,6 +229,7 @@ class WorkflowRunner(Supervised):
         await self._writer.write_async(AppendLogs([]))  # a barrier: its messages are committed
         for run in [run for run in self._active.values() if run.worker is worker]:
             del self._active[run.run_id]
+            self.progress.pop(run.run_id, None)  # it starts again from its last message
             await self._write(
                 TransitionRun(
                     run.run_id, RunStatus.CRASHED, reason=f"the worker exited with code {code}"
@@ -326,6 +330,11 @@ class WorkflowRunner(Supervised):
                     case ThreadEnd():
                         with contained(f"workflow {self.name}: the end of run {message.run_id}"):
                             await self._thread_ended(worker, message)
+                    case Progress():
+                        run = self._active.get(message.of)
+                        if run is not None and run.worker is worker:
+                            report = ProgressReport(message.fraction, message.note, now_ms())
+                            self.progress[message.of] = report
                     case RunLog():
                         self._record(
                             LogRow(
@@ -425,6 +434,7 @@ class WorkflowRunner(Supervised):
         error = reason if status is RunStatus.FAILED else None
         if trace:
             error = f"{reason}\n{trace}"
+        self.progress.pop(run_id, None)
         self._admission.finish(run_id)
         await self._write(TransitionRun(run_id, status, reason=reason, error=error))
 

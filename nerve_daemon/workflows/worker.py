@@ -31,6 +31,7 @@ from nerve_core import (
     MAX_LINE_BYTES,
     CancelThread,
     MessageAck,
+    Progress,
     RunLog,
     ShutdownRequest,
     StartThread,
@@ -41,6 +42,7 @@ from nerve_core import (
     WorkflowDefinition,
     WorkflowMessage,
     Workspace,
+    check_progress,
     decode_worker_message,
     encode_worker_message,
     require_name,
@@ -50,6 +52,7 @@ from nerve_store import BlobStore, open_sense_db_readonly
 
 from ..supervise.user_modules import load_workflow_definition
 from ..supervise.worker_runtime import (
+    ProgressPacer,
     QuietSocket,
     check_payload,
     loggable,
@@ -82,12 +85,20 @@ class RoleContext:
         safe = loggable(fields)
         self._runtime.post(RunLog(self.run_id, str(level), str(message), safe))
 
+    def progress(self, fraction: float, note: str = "") -> None:
+        """How far this run has come, from 0 to 1, with a short note: shown by `nerve workflow
+        list` and `nerve explain run` while it runs (at most ten updates a second go out)."""
+        value, text = check_progress(fraction, note)
+        if self._runtime.pacer.due(self.run_id, value):
+            self._runtime.post(Progress(self.run_id, value, text))
+
 
 class WorkflowRuntime:
     def __init__(self, workspace: Workspace, name: str, token: EventLoopToken) -> None:
         self.workspace = workspace
         self.name = name
         self.blobs = BlobStore(workspace.blobs_dir)
+        self.pacer = ProgressPacer()
         self.definition: WorkflowDefinition | None = None
         self.load_error: str | None = None
         self._peers: dict[str, Engine] = {}
