@@ -131,6 +131,7 @@ class Kernel:
         self._pending_changes: set[Path] = set()  # files changed, for `reload` (reload: manual)
         self._token: EventLoopToken | None = None
         self.kernel_signals: KernelSignals | None = None
+        self.ipc_server: DaemonIpcServer | None = None
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -226,7 +227,8 @@ class Kernel:
             )
             await parts.start(archive.run)
             if self.options.serve_ipc:
-                await parts.start(DaemonIpcServer(self, self.workspace.socket_path).run)
+                self.ipc_server = DaemonIpcServer(self, self.workspace.socket_path)
+                await parts.start(self.ipc_server.run)
             if self.options.watch_files:
                 await parts.start(FileWatcher(self.workspace.root, self.files_changed).run)
             self.ready.set()

@@ -104,6 +104,11 @@ class DaemonIpcServer:
         self._connections = anyio.Semaphore(MAX_CONNECTIONS)
         self.served = 0
 
+    @property
+    def open_connections(self) -> int:
+        """Clients being served now (at most `MAX_CONNECTIONS`; beyond, one is refused)."""
+        return MAX_CONNECTIONS - self._connections.value
+
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         check_socket_path(self._path)
         with contextlib.suppress(FileNotFoundError):

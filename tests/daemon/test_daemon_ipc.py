@@ -158,6 +158,43 @@ async def test_many_concurrent_clients_and_a_silent_one_do_not_block_each_other(
     assert sorted(a["id"] for a in answers) == list(range(200))  # type: ignore[type-var]
 
 
+async def test_a_connection_beyond_the_cap_is_refused_at_once_and_the_rest_serve_on(
+    short_root: Path,
+) -> None:
+    """512 silent clients hold every connection the daemon takes; the 513th is answered
+    `unavailable` and closed, not left waiting; once one leaves, a new one is served."""
+    from nerve_daemon.control.ipc import MAX_CONNECTIONS
+
+    assert MAX_CONNECTIONS == 512
+    kernel = kernel_for(short_root)
+    path = short_root / "nerve.sock"
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        held = [await anyio.connect_unix(path) for _ in range(MAX_CONNECTIONS)]
+        try:
+            await wait_until(lambda: kernel_connections(kernel) == MAX_CONNECTIONS, timeout=30)
+            with anyio.fail_after(10):
+                async with await anyio.connect_unix(path) as extra:
+                    answer = orjson.loads(await extra.receive())
+            assert (answer["ok"], answer["error"]["code"]) == (False, "unavailable")
+            assert answer["error"]["message"] == "too many connections"
+            await held.pop().aclose()
+            await wait_until(lambda: kernel_connections(kernel) < MAX_CONNECTIONS, timeout=30)
+            with anyio.fail_after(10):
+                [health] = await exchange(path, b'{"type":"health"}')
+            assert health["ok"] is True
+        finally:
+            for stream in held:
+                await stream.aclose()
+        kernel.stop()
+
+
+def kernel_connections(kernel: Kernel) -> int:
+    """Connections the daemon's socket server holds now."""
+    assert kernel.ipc_server is not None
+    return kernel.ipc_server.open_connections
+
+
 async def test_the_socket_is_private_to_its_user(short_root: Path) -> None:
     kernel = kernel_for(short_root)
     async with anyio.create_task_group() as group:

@@ -84,6 +84,25 @@ def test_a_second_run_changes_nothing(store: LogStore, tmp_path: Path) -> None:
     assert {p.name: p.read_bytes() for p in archive_dir.iterdir()} == files
 
 
+def test_a_temp_file_left_by_a_crashed_run_is_removed_by_the_next(
+    store: LogStore, tmp_path: Path
+) -> None:
+    """A run killed before its rename leaves `.<day>.jsonl.tmp`; the next run removes it, even
+    for a day it has nothing left to archive."""
+    archive_dir = tmp_path / "archive"
+    archive_dir.mkdir()
+    stale = archive_dir / ".2026-10-01.jsonl.tmp"
+    stale.write_bytes(b'{"id": 1, "cut off mid-')
+    fill(store)
+    archive_logs(store.path, archive_dir, cutoff_ms=TODAY)
+    assert not stale.exists()
+    assert sorted(p.name for p in archive_dir.iterdir()) == [
+        "2026-11-01.jsonl",
+        "2026-11-02.jsonl",
+        "2026-11-03.jsonl",
+    ]
+
+
 def test_only_complete_days_before_the_cutoff_day_are_archived(
     store: LogStore, tmp_path: Path
 ) -> None:
