@@ -34,6 +34,7 @@ ORDER = [
     "respawn",
     "ipc",
     "workflow_rounds",
+    "log_growth",
     "timer_jitter",
     "idle",
     "scaling",

@@ -191,3 +191,27 @@ def _final(root: Path, run_id: str) -> RunStatus | None:
     with LogStore.open_readonly(root / "data/logs.db") as store:
         run = store.run(run_id)
     return None if run is None else run.status
+
+
+async def test_a_pending_trigger_dropped_by_a_reload_leaves_a_row_that_says_so(
+    ws: Callable[..., Path],
+) -> None:
+    config = "senses:\n  t: {throttle: 1h}\n  u: {}\n"
+    one = "def compute(ctx):\n    return 1\n"
+    root = ws(config, {"t": one, "u": one})
+    async with running(root) as (kernel, recorder):
+        kernel.trigger_sense("t")
+        await wait_until(lambda: recorder.of(LogType.SIGNAL, "t"))
+        kernel.trigger_sense("t")  # pending until the hour is up
+        pending = kernel.ledger.recent("t")[-1].trigger
+        await kernel.apply_config(_config("senses:\n  u: {}\n"))
+        await wait_until(lambda: recorder.of(LogType.SENSE_DECISION, "t"))
+    [row] = recorder.of(LogType.SENSE_DECISION, "t")
+    assert (row.payload["decision"], row.cause) == ("dropped", pending)
+    assert kernel.ledger.counts("t")["dropped"] == 1
+
+
+def _config(text: str) -> NerveConfig:
+    parsed = parse_nerve_config(text)
+    assert parsed.ok
+    return parsed.value
