@@ -124,7 +124,7 @@ class WorkflowRunner(Supervised):
         await self._write(create)
         if admitted.evicted is not None:
             max_queue = self._admission.config.max_queue
-            reason = f"evicted from a full queue (max_queue {max_queue})"
+            reason = f"evicted from a full queue (max_queue {max_queue}) by run {run.run_id}"
             await self._end(admitted.evicted.run_id, RunStatus.DROPPED, reason)
         if admitted.verdict is Verdict.START:
             if not self._can_start():  # its worker respawns: the run waits for the new one

@@ -215,3 +215,30 @@ def _config(text: str) -> NerveConfig:
     parsed = parse_nerve_config(text)
     assert parsed.ok
     return parsed.value
+
+
+async def test_failed_and_timed_out_computes_are_explained_and_counted(
+    ws: Callable[..., Path],
+) -> None:
+    config = "senses:\n  raises: {}\n  hangs: {timeout: 500ms}\n"
+    code = {
+        "raises": "def compute(ctx):\n    raise KeyError('gone')\n",
+        "hangs": "import time\ndef compute(ctx):\n    time.sleep(30)\n",
+    }
+    root = ws(config, code)
+    async with running(root) as (kernel, recorder):
+        kernel.trigger_sense("raises")
+        kernel.trigger_sense("hangs")
+        await wait_until(lambda: recorder.of(LogType.COMPUTE_TIMEOUT, "hangs"))
+        await wait_until(lambda: recorder.of(LogType.COMPUTE_ERROR, "raises"))
+        raised = await kernel.explain("sense", "raises")
+        hung = await kernel.explain("sense", "hangs")
+    assert [entry["reason"] for entry in raised["recent"]] == ["failed", "ran"]
+    assert [entry["reason"] for entry in hung["recent"]] == ["timed_out", "ran"]
+    assert (raised["counts"]["failed"], hung["counts"]["timed_out"]) == (1, 1)
+    assert raised["rows"][0]["type"] == "compute.error"
+    assert hung["rows"][0]["type"] == "compute.timeout"
+    config_, store = offline(root)
+    with store:  # from logs.db alone: the rows that say so
+        after = explain_sense(config_, store, "hangs", None)
+    assert [row["type"] for row in after["rows"]] == ["compute.timeout"]

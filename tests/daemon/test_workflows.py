@@ -133,7 +133,10 @@ async def test_overflow_queue_runs_in_order_and_a_full_queue_evicts_its_oldest(
     ]
     evicted = [r for r in recorder.of(LogType.WORKFLOW_STATUS) if r.payload["status"] == "dropped"]
     assert [r.ref_id for r in evicted] == [ids[1], ids[2]]  # oldest queued first
-    assert all("evicted from a full queue" in r.payload["reason"] for r in evicted)
+    assert [r.payload["reason"] for r in evicted] == [  # each names the run that pushed it out
+        f"evicted from a full queue (max_queue 2) by run {ids[3]}",
+        f"evicted from a full queue (max_queue 2) by run {ids[4]}",
+    ]
     started_order = [
         r.ref_id for r in recorder.of(LogType.WORKFLOW_STATUS) if r.payload["status"] == "started"
     ]
