@@ -47,9 +47,7 @@ from nerve_core import (
     TriggerKind,
     WorkflowDirective,
     Workspace,
-    parse_nerve_config,
 )
-from nerve_core._workspace import CONFIG_FILE
 from nerve_core.errors import NerveError, StoreUnavailable
 from nerve_store import (
     KERNEL_SOURCE,
@@ -68,8 +66,9 @@ from .control.config_diff import ConfigDiff, diff_configs
 from .control.file_watch import FileWatcher
 from .control.ipc import DaemonIpcServer
 from .control.reload import Reload
-from .control.reload_plan import Running, make_plan
-from .explain import LiveSense, explain_run, explain_sense, explain_signal
+from .control.reload_plan import running_now
+from .explain import explain_run, explain_sense, explain_signal
+from .explain.live import live_sense
 from .lifetimes import Tracked, left
 from .options import KernelOptions, UnknownSense
 from .senses.bus import SignalBus
@@ -128,7 +127,7 @@ class Kernel:
         self._reloading = anyio.Lock()
         self.ledger = Ledger(self._record)
         self._reader: LogReader | None = None
-        self._pending_changes: set[Path] = set()  # files changed, for `reload` (reload: manual)
+        self._reloads = Reload(self.workspace.config_path, self, self._record)
         self._token: EventLoopToken | None = None
         self.kernel_signals: KernelSignals | None = None
         self.ipc_server: DaemonIpcServer | None = None
@@ -425,7 +424,8 @@ class Kernel:
         store = self._reader.store
         config = self.config
         if what == "sense":
-            live = self._live_sense(name) if name in config.senses else None
+            sense = next((s for s in self.state().senses if s.name == name), None)
+            live = None if sense is None else live_sense(sense, self._scheduler, self.ledger)
             return await anyio.to_thread.run_sync(
                 lambda: explain_sense(config, store, name, live, why_not=why_not, since=since)
             )
@@ -438,32 +438,6 @@ class Kernel:
         entries = self.ledger.for_signal(name)
         return await anyio.to_thread.run_sync(lambda: explain_signal(config, store, name, entries))
 
-    def _live_sense(self, name: str) -> LiveSense:
-        sense = next(s for s in self.state().senses if s.name == name)
-        scheduler = self._scheduler
-        schedule = None if scheduler is None else scheduler.view(name)
-        if scheduler is None or schedule is None:
-            counts = {str(reason): count for reason, count in sense.decisions.items()}
-            return LiveSense(state=sense.state, counts=counts)
-        now, clock = now_ms(), scheduler.now()
-
-        def wall(at: float | None) -> int | None:
-            return None if at is None else now + round((at - clock) * 1000)
-
-        ledger = self.ledger
-        return LiveSense(
-            state=sense.state,
-            pending=None if schedule.pending is None else ledger.about(name, schedule.pending),
-            running=None if schedule.running is None else ledger.about(name, schedule.running),
-            throttle_until=wall(schedule.throttle_until),
-            grace_until=wall(schedule.grace_until),
-            next_ticks=tuple(wall(tick) or 0 for tick in schedule.next_ticks),
-            recent=ledger.recent(name),
-            counts={str(reason): count for reason, count in sense.decisions.items()},
-            last_run_at=sense.stats.last_run_at,
-            progress=None if sense.progress is None else sense.progress.as_dict(),
-        )
-
     def list_senses(self) -> list[SenseInfo]:
         return sense_infos(self.state())
 
@@ -475,48 +449,20 @@ class Kernel:
     async def files_changed(self, changed: set[Path]) -> None:
         """Hot reload (see control/reload.py): `changed` holds paths relative to the
         workspace. With `reload: manual` they wait for `reload()`."""
-        if self.config.reload is ReloadMode.MANUAL:
-            self._pending_changes |= changed
-            log.info(
-                "%d file(s) changed (reload: manual): `nerve reload --plan` shows what "
-                "`nerve reload` would do",
-                len(self._pending_changes),
-            )
-            return
-        await Reload(self.workspace.config_path, self, self._record).files_changed(changed)
+        manual = self.config.reload is ReloadMode.MANUAL
+        await self._reloads.files_changed(changed, manual=manual)
 
     def reload_plan(self) -> dict[str, Any]:
-        """What `reload()` would do now: the workspace's nerve.yaml and the files changed since
-        they were applied, against what runs (see control/reload_plan.py)."""
-        try:
-            text = self.workspace.config_path.read_text()
-        except OSError as exc:
-            new, errors = None, [f"{CONFIG_FILE}: cannot be read: {exc.strerror or exc}"]
-        else:
-            parsed = parse_nerve_config(text)
-            new = parsed.value if parsed.ok else None
-            errors = [] if parsed.ok else [str(issue) for issue in parsed.error]
-        running = Running(
-            config=self.config,
-            computing={
-                name: view.running.id
-                for name in self.config.senses
-                if self._scheduler is not None
-                and (view := self._scheduler.view(name)) is not None
-                and view.running is not None
-            },
-            runs={name: runner.active_runs for name, runner in self.workflow_runners.items()},
-            queued={name: runner.queued_runs for name, runner in self.workflow_runners.items()},
-            drain_timeout_s=self.options.drain_timeout_s,
+        """What `reload()` would do now (see control/reload_plan.py)."""
+        running = running_now(
+            self.config, self._scheduler, self.workflow_runners, self.options.drain_timeout_s
         )
-        return make_plan(running, new, errors, self._pending_changes)
+        return self._reloads.plan(running)
 
     async def reload(self) -> dict[str, Any]:
-        """Apply the workspace's nerve.yaml and the files changed since (`reload: manual` keeps
-        them for this); return the plan it followed."""
+        """Apply the workspace's nerve.yaml and the files changed since; return the plan."""
         plan = self.reload_plan()
-        changed, self._pending_changes = self._pending_changes | {Path(CONFIG_FILE)}, set()
-        await Reload(self.workspace.config_path, self, self._record).files_changed(changed)
+        await self._reloads.apply_pending()
         return plan
 
     def reload_senses(self, senses: set[str]) -> list[str]:

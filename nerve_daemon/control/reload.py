@@ -13,15 +13,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from nerve_core import LogType, NerveConfig, load_nerve_config
+from nerve_core import LogType, NerveConfig, load_nerve_config, parse_nerve_config
 from nerve_core._workspace import CONFIG_FILE
 from nerve_core.errors import ConfigError
 from nerve_store import KERNEL_SOURCE, LogRow
 
 from ..containment import contained
 from .config_diff import ConfigDiff
+from .reload_plan import Running, make_plan
 
 log = logging.getLogger("nerve")
 
@@ -45,11 +46,38 @@ class Reload:
         self._config_path = config_path
         self._target = target
         self._record = record
+        self.pending: set[Path] = set()  # changed, waiting for `apply_pending` (reload: manual)
 
-    async def files_changed(self, changed: set[Path]) -> None:
-        """React to `changed` (paths relative to the workspace); never raises."""
+    async def files_changed(self, changed: set[Path], *, manual: bool = False) -> None:
+        """React to `changed` (paths relative to the workspace); never raises. `manual`: keep
+        them for `apply_pending` instead."""
+        if manual:
+            self.pending |= changed
+            log.info(
+                "%d file(s) changed (reload: manual): `nerve reload --plan` shows what "
+                "`nerve reload` would do",
+                len(self.pending),
+            )
+            return
         with contained("a reload"):
             await self._reload(changed)
+
+    def plan(self, running: Running) -> dict[str, Any]:
+        """What `apply_pending` would do to what runs now."""
+        try:
+            text = self._config_path.read_text()
+        except OSError as exc:
+            new, errors = None, [f"{CONFIG_FILE}: cannot be read: {exc.strerror or exc}"]
+        else:
+            parsed = parse_nerve_config(text)
+            new = parsed.value if parsed.ok else None
+            errors = [] if parsed.ok else [str(issue) for issue in parsed.error]
+        return make_plan(running, new, errors, self.pending)
+
+    async def apply_pending(self) -> None:
+        """Apply nerve.yaml as it is now and every file changed since the last reload."""
+        changed, self.pending = self.pending | {Path(CONFIG_FILE)}, set()
+        await self.files_changed(changed)
 
     async def _reload(self, changed: set[Path]) -> None:
         if Path(CONFIG_FILE) in changed:

@@ -15,6 +15,8 @@ from typing import Any
 from nerve_core import NerveConfig, format_duration
 from nerve_core._workspace import CONFIG_FILE
 
+from ..senses.scheduler import ReflexScheduler
+from ..workflows.runner import WorkflowRunner
 from .config_diff import diff_configs
 
 
@@ -27,6 +29,27 @@ class Running:
     runs: Mapping[str, Sequence[str]] = field(default_factory=dict)  # workflow → runs in flight
     queued: Mapping[str, Sequence[str]] = field(default_factory=dict)  # workflow → queued runs
     drain_timeout_s: float = 30.0
+
+
+def running_now(
+    config: NerveConfig,
+    scheduler: ReflexScheduler | None,
+    runners: Mapping[str, WorkflowRunner],
+    drain_timeout_s: float,
+) -> Running:
+    """What runs now, as the plan needs it."""
+    computing = {}
+    for name in config.senses:
+        view = None if scheduler is None else scheduler.view(name)
+        if view is not None and view.running is not None:
+            computing[name] = view.running.id
+    return Running(
+        config=config,
+        computing=computing,
+        runs={name: runner.active_runs for name, runner in runners.items()},
+        queued={name: runner.queued_runs for name, runner in runners.items()},
+        drain_timeout_s=drain_timeout_s,
+    )
 
 
 def make_plan(

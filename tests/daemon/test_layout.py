@@ -20,10 +20,10 @@ RANK = {
     "control": 3,
     "options": 4,
     "state": 4,
-    "explain": 4,
-    "kernel": 5,
-    "service": 6,
-    "daemon_main": 7,
+    "explain": 5,
+    "kernel": 6,
+    "service": 7,
+    "daemon_main": 8,
 }
 
 

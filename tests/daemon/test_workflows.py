@@ -571,3 +571,51 @@ async def test_cancelling_a_started_run_stops_its_role_in_the_worker(
     lines = [line for name, line in recorder.output if name == "workflow:w"]
     assert f"patient went on {later}" in lines
     assert f"patient went on {cancelled}" not in lines  # its role was stopped, not left running
+
+
+async def test_cancelling_the_started_run_lets_the_queued_one_start(
+    ws: Callable[..., Path],
+) -> None:
+    config = "workflows:\n  slow: {concurrency: 1, overflow: queue}\n"
+    root = ws(config, {}, workflows={"slow": SLEEPER})
+    async with running(root) as (kernel, recorder):
+        long_run, _ = await kernel.trigger_workflow("slow", "30")
+        waiting, status = await kernel.trigger_workflow("slow", "0")
+        assert status is RunStatus.QUEUED
+        assert await kernel.cancel_workflow(long_run) is RunStatus.CANCELLED
+        await wait_until(lambda: final_status(root, waiting) is RunStatus.COMPLETED)
+    assert recorder.statuses(waiting) == ["queued", "started", "completed"]
+
+
+async def test_a_run_is_started_and_given_its_start_message_in_one_transaction(
+    ws: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whenever nerve dies, a `started` run has its START message: both are one commit."""
+    from nerve_store import AppendMessage, Together, TransitionRun
+
+    root = ws("workflows:\n  w: {}\n", {}, workflows={"w": SLEEPER})
+    transactions: list[list[object]] = []
+    original = LogStore.apply
+
+    def noted(self: LogStore, ops: list[object], connection: object = None) -> None:
+        flat: list[object] = []
+        for op in ops:
+            flat.extend(op.ops if isinstance(op, Together) else [op])
+        transactions.append(flat)
+        original(self, ops, connection)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LogStore, "apply", noted)
+    async with running(root) as (kernel, recorder):
+        run_id, _ = await kernel.trigger_workflow("w", "0")
+        await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED)
+    [together] = [
+        ops
+        for ops in transactions
+        if any(
+            isinstance(op, TransitionRun) and op.run_id == run_id and op.status is RunStatus.STARTED
+            for op in ops
+        )
+    ]
+    assert any(
+        isinstance(op, AppendMessage) and op.run_id == run_id and op.round == 0 for op in together
+    )
