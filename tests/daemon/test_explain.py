@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from nerve_core import LogType, NerveConfig, RunStatus, parse_nerve_config
@@ -87,6 +88,9 @@ async def test_why_not_names_the_throttle_window_and_when_it_ends(ws: Callable[.
     async with running(root) as (kernel, recorder):
         kernel.trigger_sense("t")
         await wait_until(lambda: recorder.of(LogType.SIGNAL, "t"))
+        with anyio.fail_after(20):  # its compute is over, not only its row written
+            while "running" in (await kernel.explain("sense", "t"))["now"]:
+                await anyio.sleep(0.02)
         kernel.trigger_sense("t")  # inside the window: pending until it ends
         doc = await kernel.explain("sense", "t", why_not=True)
     assert doc["now"]["pending"]["reason"] == "throttled"

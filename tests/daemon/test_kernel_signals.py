@@ -112,3 +112,41 @@ async def test_a_sense_failing_on_every_compute_error_stops_after_one_round(
         assert len(recorder.of(LogType.COMPUTE_ERROR, "spiral")) == 2  # once per first's error
         assert len(recorder.of(LogType.SIGNAL, "@compute.error")) == 2  # first's errors only
         assert signals.published == 2
+
+
+async def test_a_run_launched_for_a_kernel_signal_is_not_signalled_again_when_it_fails(
+    ws: Callable[..., Path],
+) -> None:
+    """`first` fails; `launcher` runs for that `@compute.error` and launches a run that fails:
+    that failure is not a `@run.failed` (its run came from a kernel signal), so `pager` stays
+    quiet and no chain of failures feeds itself."""
+    config = """
+    senses:
+      first: {}
+      launcher: {}
+      pager: {}
+    reflexes:
+      - sense: launcher
+        on: ["@compute.error"]
+      - sense: pager
+        on: ["@run.failed"]
+    workflows:
+      fragile: {}
+    """
+    code = {
+        "first": "def compute(ctx):\n    raise ValueError('no')\n",
+        "launcher": "def compute(ctx):\n    return {'workflow': 'fragile|2|again'}\n",
+        "pager": PAGER,
+    }
+    root = ws(config, code, workflows={"fragile": FAILING})
+    async with running(root) as (kernel, recorder):
+        signals = kernel.kernel_signals
+        assert signals is not None
+        kernel.trigger_sense("first")
+        await wait_until(lambda: signals.suppressed == 1)  # the run's failure, not signalled
+        [launch] = recorder.of(LogType.WORKFLOW_LAUNCH, "launcher")
+        assert recorder.statuses(launch.payload["run_id"])[-1] == str(RunStatus.FAILED)
+        assert launch.cause is not None
+        assert launch.cause.startswith("k-")
+    assert recorder.of(LogType.SIGNAL, "pager") == []
+    assert recorder.of(LogType.SIGNAL, "@run.failed") == []

@@ -605,7 +605,7 @@ async def test_a_run_is_started_and_given_its_start_message_in_one_transaction(
         original(self, ops, connection)  # type: ignore[arg-type]
 
     monkeypatch.setattr(LogStore, "apply", noted)
-    async with running(root) as (kernel, recorder):
+    async with running(root) as (kernel, _):
         run_id, _ = await kernel.trigger_workflow("w", "0")
         await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED)
     [together] = [
