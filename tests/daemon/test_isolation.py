@@ -343,3 +343,22 @@ async def test_a_compute_timeout_is_enforced_within_a_bound_of_its_timeout(
         seen["timed_out"] = anyio.current_time()  # within 20 ms of the row (polled)
     elapsed = seen["timed_out"] - seen["began"]
     assert 0.8 <= elapsed <= 1.0 + 2.0, elapsed  # not early, and never several timeouts late
+
+
+async def test_timeouts_replace_the_worker_but_never_make_a_crash_loop(
+    ws: Callable[..., Path],
+) -> None:
+    """Six computes over their timeout in a row: six fresh workers, none counted as a crash (5
+    crashes within a minute would be a loop and stop the group)."""
+    hangs = "import time\ndef compute(ctx):\n    time.sleep(30)\n"
+    root = ws("senses:\n  stuck: {timeout: 200ms}\n", {"stuck": hangs})
+    async with running(root) as (kernel, recorder):
+        group = kernel.groups["default"]
+        for n in range(1, 7):
+            kernel.trigger_sense("stuck")
+            await wait_until(lambda n=n: len(recorder.of(LogType.WORKER_EXIT)) == n)
+            await wait_until(lambda n=n: group.restarts == n and group.state is WorkerState.RUNNING)
+        exits = [row.payload["reason"] for row in recorder.of(LogType.WORKER_EXIT)]
+    assert exits == ["timeout"] * 6
+    assert len(recorder.of(LogType.COMPUTE_TIMEOUT, "stuck")) == 6
+    assert recorder.of(LogType.WORKER_CRASH_LOOP) == []
