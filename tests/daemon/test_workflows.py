@@ -619,3 +619,30 @@ async def test_a_run_is_started_and_given_its_start_message_in_one_transaction(
     assert any(
         isinstance(op, AppendMessage) and op.run_id == run_id and op.round == 0 for op in together
     )
+
+
+async def test_runs_of_a_workflow_gone_from_nerve_yaml_end_at_the_next_start_with_the_reason(
+    ws: Callable[..., Path],
+) -> None:
+    """A kernel stops with one run started and one queued; nerve.yaml then loses the workflow:
+    the next kernel ends the queued one `dropped` and the started one `failed`, saying why."""
+    config = "workflows:\n  gone: {concurrency: 1, overflow: queue}\n  kept: {}\n"
+    root = ws(config, {}, workflows={"gone": SLEEPER, "kept": SLEEPER})
+    async with running(root) as (kernel, _):
+        started, one = await kernel.trigger_workflow("gone", "30")
+        queued, two = await kernel.trigger_workflow("gone", "0")
+        assert (one, two) == (RunStatus.STARTED, RunStatus.QUEUED)
+    (root / "nerve.yaml").write_text("workflows:\n  kept: {}\n")
+    async with running(root):
+        await wait_until(lambda: final_status(root, queued) is RunStatus.DROPPED)
+        await wait_until(lambda: final_status(root, started) is RunStatus.FAILED)
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        reasons = {
+            row.ref_id: row.payload["reason"]
+            for row in store.logs(type=LogType.WORKFLOW_STATUS, limit=100)
+            if row.payload["status"] in ("dropped", "failed")
+        }
+    assert reasons == {
+        queued: "its workflow is no longer declared in nerve.yaml",
+        started: "its workflow is no longer declared in nerve.yaml",
+    }
