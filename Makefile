@@ -32,9 +32,10 @@ types: $(STAMP)
 tools:
 	@command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace >/dev/null)
 
-# Three workers on two cores: most tests wait on processes, so the suite takes about 40 % as long.
+# Four workers on two cores: most tests wait on processes (sleeps, workers, the daemon), so the
+# suite takes about a third as long as one worker.
 unit: $(STAMP) tools
-	$(BIN)/pytest -n 3
+	$(BIN)/pytest -n 4
 
 test: lint types unit
 
