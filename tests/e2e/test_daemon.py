@@ -34,7 +34,8 @@ def root() -> Iterator[Path]:
         folder / "ws",
         "senses:\n  a: {}\nreflexes:\n  - sense: a\n    interval: 200ms\nworkflows:\n  slow: {}\n",
         {"a": "def compute(ctx):\n    print('computing a')\n    return 1\n"},
-        workflows={"slow": TWO_STEPS.format(seconds=2)},
+        # "second" lasts 5 s: time enough, on a busy machine, to stop nerve while it runs
+        workflows={"slow": TWO_STEPS.format(seconds=5)},
     )
     yield root
     pid_file = root / "nerve.pid"
