@@ -256,3 +256,20 @@ async def test_a_line_just_under_one_mebibyte_is_answered_and_one_just_over_is_r
     assert (under["ok"], under["status"]) == (True, "started")
     assert over["error"]["code"] == "too_large"  # type: ignore[index]
     assert (after["ok"], after["id"]) == (True, 1)
+
+
+async def test_explain_of_what_does_not_exist_names_what_is_unknown(short_root: Path) -> None:
+    kernel = kernel_for(short_root)
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        answers = await exchange(
+            short_root / "nerve.sock",
+            b'{"type":"explain","what":"sense","name":"ghost","id":1}',
+            b'{"type":"explain","what":"run","name":"nope","id":2}',
+            b'{"type":"explain","what":"signal","name":"nope","id":3}',
+            b'{"type":"explain","what":"sense","name":"a","id":4}',
+        )
+        kernel.stop()
+    codes = [a["error"]["code"] if not a["ok"] else "ok" for a in answers]  # type: ignore[index]
+    assert codes == ["unknown_sense", "unknown_run", "unknown_signal", "ok"]
+    assert answers[3]["explanation"]["sense"] == "a"  # type: ignore[index]

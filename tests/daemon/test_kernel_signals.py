@@ -150,3 +150,23 @@ async def test_a_run_launched_for_a_kernel_signal_is_not_signalled_again_when_it
         assert launch.cause.startswith("k-")
     assert recorder.of(LogType.SIGNAL, "pager") == []
     assert recorder.of(LogType.SIGNAL, "@run.failed") == []
+
+
+async def test_a_worker_that_dies_while_starting_is_a_worker_crash(
+    ws: Callable[..., Path],
+) -> None:
+    config = """
+    senses:
+      pager: {}
+    reflexes:
+      - sense: pager
+        on: ["@worker.crash"]
+    workflows:
+      doomed: {}
+    """
+    root = ws(config, {"pager": PAGER}, workflows={"doomed": "import os\nos._exit(1)\n"})
+    async with running(root) as (_, recorder):
+        await wait_until(lambda: recorder.of(LogType.SIGNAL, "pager"))
+    heard = recorder.of(LogType.SIGNAL, "pager")[0].payload
+    assert heard["heard"] == "@worker.crash"
+    assert (heard["about"]["workflow"], heard["about"]["reason"]) == ("doomed", "start_failed")

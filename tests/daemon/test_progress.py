@@ -108,3 +108,13 @@ def test_a_progress_message_round_trips_and_a_long_note_is_clipped() -> None:
     decoded = decode_worker_message(encode_worker_message(message))
     assert decoded.ok
     assert decoded.value == Progress("a", 0.25, "n" * 199 + "…")
+
+
+def test_progress_updates_are_paced_to_ten_a_second_but_done_always_goes_out() -> None:
+    from nerve_daemon.supervise.worker_runtime import ProgressPacer
+
+    pacer = ProgressPacer(every_s=0.1)
+    assert pacer.due("a", 0.1) is True  # the first goes out
+    assert pacer.due("a", 0.2) is False  # within 0.1 s of it: held back
+    assert pacer.due("b", 0.2) is True  # another compute or run paces on its own
+    assert pacer.due("a", 1.0) is True  # done always goes out

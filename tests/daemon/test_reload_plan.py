@@ -104,3 +104,17 @@ async def test_an_invalid_nerve_yaml_is_in_the_plan_and_the_running_config_stays
     assert plan["empty"] is True
     assert recorder.of(LogType.CONFIG_ERROR)  # the reload said so too
     assert config.reflexes[0].interval == 3600.0
+
+
+async def test_the_plan_names_the_computes_in_flight_that_finish_before_their_worker_goes(
+    ws: Callable[..., Path],
+) -> None:
+    busy = "import time\ndef compute(ctx):\n    print('busy', flush=True)\n    time.sleep(2)\n"
+    root = ws("senses:\n  a: {}\n  b: {}\n", {"a": busy + "    return 1\n", "b": ONE})
+    async with running(root) as (kernel, recorder):
+        kernel.trigger_sense("a")
+        await wait_until(lambda: ("group:default", "busy") in recorder.output)
+        (root / "nerve.yaml").write_text("senses:\n  a: {throttle: 1s}\n  b: {}\n")
+        plan = kernel.reload_plan()
+    [group] = plan["groups"]
+    assert (group["group"], group["action"], group["finishFirst"]) == ("default", "restart", ["a"])

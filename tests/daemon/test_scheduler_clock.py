@@ -169,3 +169,15 @@ async def test_the_throttle_window_is_measured_from_a_computes_start_not_its_end
         await clock.advance_to(101.0)
         assert starts == [100.0, 101.0]  # not 101.5
         scheduler.close()
+
+
+async def test_once_closed_the_scheduler_refuses_triggers_and_starts_nothing() -> None:
+    clock, starts = SteppedClock(), []
+    scheduler = scheduled("senses:\n  s: {}\n", clock, starts)
+    async with anyio.create_task_group() as group:
+        await group.start(scheduler.run)
+        scheduler.close()
+        assert scheduler.request("s", Trigger(TriggerKind.MANUAL)) is None
+        await wait_all_tasks_blocked()
+        await clock.advance_to(200.0)
+    assert starts == []
