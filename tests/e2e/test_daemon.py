@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +18,7 @@ from nerve_store import LogStore
 
 from ..cli.conftest import run_nerve
 from ..daemon.conftest import TWO_STEPS, build_workspace
+from .conftest import scratch_folder
 
 pytestmark = pytest.mark.slow
 
@@ -29,20 +27,15 @@ NERVE = Path(sys.executable).parent / "nerve"
 
 @pytest.fixture
 def root() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
-    root = build_workspace(
-        folder / "ws",
-        "senses:\n  a: {}\nreflexes:\n  - sense: a\n    interval: 200ms\nworkflows:\n  slow: {}\n",
-        {"a": "def compute(ctx):\n    print('computing a')\n    return 1\n"},
-        # "second" lasts 5 s: time enough, on a busy machine, to stop nerve while it runs
-        workflows={"slow": TWO_STEPS.format(seconds=5)},
-    )
-    yield root
-    pid_file = root / "nerve.pid"
-    if pid_file.exists():  # never leave a daemon behind
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
-    shutil.rmtree(folder)
+    with scratch_folder() as folder:
+        root = build_workspace(
+            folder / "ws",
+            "senses:\n  a: {}\nreflexes:\n  - sense: a\n    interval: 200ms\nworkflows:\n  slow: {}\n",
+            {"a": "def compute(ctx):\n    print('computing a')\n    return 1\n"},
+            # "second" lasts 5 s: time enough, on a busy machine, to stop nerve while it runs
+            workflows={"slow": TWO_STEPS.format(seconds=5)},
+        )
+        yield root
 
 
 def running(pid: int) -> bool:

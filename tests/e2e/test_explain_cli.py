@@ -3,12 +3,7 @@ daemon stopped, from logs.db alone; bad names and options are one-line errors.""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
-import signal
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,6 +15,7 @@ from nerve_store import LogStore
 
 from ..cli.conftest import run_nerve
 from ..daemon.conftest import SLEEPER, build_workspace
+from .conftest import scratch_folder
 
 pytestmark = pytest.mark.slow
 
@@ -47,14 +43,9 @@ SENSES = {
 
 @pytest.fixture
 def root() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="nv-", dir="/tmp"))
-    root = build_workspace(folder / "ws", CONFIG, SENSES, workflows={"w": SLEEPER})
-    yield root
-    pid_file = root / "nerve.pid"
-    if pid_file.exists():  # never leave a daemon behind
-        with contextlib.suppress(ProcessLookupError, ValueError):
-            os.kill(int(pid_file.read_text()), signal.SIGKILL)
-    shutil.rmtree(folder)
+    with scratch_folder() as folder:
+        root = build_workspace(folder / "ws", CONFIG, SENSES, workflows={"w": SLEEPER})
+        yield root
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30) -> None:
