@@ -502,7 +502,10 @@ class Kernel:
         """A scheduler decision, into the ledger (with when a held trigger computes)."""
         with contained(f"sense {sense}: noting a decision"):
             until = None
-            schedule = None if self._scheduler is None else self._scheduler.view(sense)
+            waits = decision in (Decision.THROTTLED, Decision.HELD_BY_GRACE)
+            schedule = None
+            if waits and self._scheduler is not None:  # only these say until when
+                schedule = self._scheduler.view(sense)
             if schedule is not None and self._scheduler is not None:
                 wait = schedule.throttle_until or schedule.grace_until
                 if wait is not None:

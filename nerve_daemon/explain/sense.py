@@ -126,7 +126,12 @@ def _why_not(
         asked, what = latest.ts, f"{latest.source}'s signal {latest.ref_id}"
     strict = asked is None  # since its last compute: that compute itself is not "since"
     if asked is None:
-        last = live.last_run_at if live is not None else (rows[0].ts if rows else None)
+        # Its last compute ended when its last outcome was handled and its rows written: the
+        # latest of those moments, so none of that compute's own rows counts as "since".
+        known = [r.ts for r in rows if r.type in OUTCOME_TYPES][:1]
+        if live is not None and live.last_run_at is not None:
+            known.append(live.last_run_at)
+        last = max(known, default=None)
         asked, what = (last, "its last compute") if last is not None else (0, "ever")
     after = asked + 1 if strict else asked  # computes from this on count as "since"
     entries = [e for e in (live.recent if live is not None else ()) if e.at >= asked]

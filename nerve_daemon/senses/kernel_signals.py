@@ -95,8 +95,23 @@ class KernelSignals:
                 self._run_causes.popitem(last=False)
 
 
+_EVENTS = frozenset(
+    {
+        LogType.WORKER_EXIT,
+        LogType.WORKER_CRASH_LOOP,
+        LogType.WORKER_LIMIT,
+        LogType.COMPUTE_ERROR,
+        LogType.COMPUTE_TIMEOUT,
+        LogType.COMPUTE_CRASH,
+        LogType.WORKFLOW_STATUS,
+    }
+)
+
+
 def _event(row: LogRow) -> tuple[str, dict[str, Any]] | None:
     """The kernel signal a row records, with its payload; None for every other row."""
+    if row.type not in _EVENTS:  # most rows (signals, messages, logs): nothing to copy
+        return None
     payload: dict[str, Any] = dict(row.payload) if isinstance(row.payload, dict) else {}
     match row.type:
         case LogType.WORKER_EXIT if payload.get("reason") in ("crash", "start_failed"):
