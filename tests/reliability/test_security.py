@@ -25,7 +25,7 @@ from .conftest import ECHO, Figure, daemon_workspace, query, wait_for
 pytestmark = pytest.mark.slow
 
 NOBODY = 65534
-STARTS = scaled(10, 20)
+STARTS = scaled(6, 20)
 SAMPLES = """
 from sqlalchemy import text
 

@@ -50,7 +50,7 @@ async def test_a_sense_worker_killed_50_times_mid_compute_loses_nothing_queued(
         "senses:\n" + "".join(f"  {name}: {{group: g}}\n" for name in names),
         {name: BUSY.format(name=name) for name in names},
     )
-    kills, respawns = scaled(20, 50), []
+    kills, respawns = scaled(10, 50), []
     async with running(root, KEEP_RESPAWNING) as (kernel, recorder):
         group = kernel.groups["g"]
         for _ in range(kills):
@@ -109,7 +109,7 @@ async def test_a_workflow_worker_killed_20_times_mid_role_completes_every_run(
     root = ws(
         "workflows:\n  steps: {concurrency: 2, overflow: queue}\n", {}, workflows={"steps": STEPS}
     )
-    kills, per_kill, all_runs = scaled(10, 20), 2, []
+    kills, per_kill, all_runs = scaled(6, 20), 2, []
     async with running(root, KEEP_RESPAWNING) as (kernel, recorder):
         runner = kernel.workflow_runners["steps"]
         for _ in range(kills):
