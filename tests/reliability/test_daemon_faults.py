@@ -22,7 +22,7 @@ from .conftest import ECHO, RETURN_ONE, Figure, daemon_workspace, kill_daemon, m
 
 pytestmark = pytest.mark.slow
 
-REQUESTS = scaled(150, 1_000)
+REQUESTS = scaled(250, 1_000)  # fewer ends the stream before the kills
 KILLS = scaled(2, 3)
 CONFIG = """
 senses:
