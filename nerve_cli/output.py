@@ -85,6 +85,11 @@ def format_ts(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
+def format_progress(fraction: float, note: str = "") -> str:
+    """What a compute or run reported of its progress: `40% copying`."""
+    return f"{fraction:.0%} {note}".strip()
+
+
 def clip(text: str, width: int) -> str:
     """`text` on one line, cut to `width` characters with an ellipsis."""
     flat = " ".join(text.split())

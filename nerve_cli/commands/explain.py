@@ -203,8 +203,9 @@ def _render_sense(doc: dict[str, Any]) -> None:
 
 
 def _percent(progress: dict[str, Any]) -> str:
-    note = f" {progress['note']}" if progress.get("note") else ""
-    return f"{progress['fraction']:.0%}{note}"
+    from ..output import format_progress
+
+    return format_progress(progress["fraction"], progress.get("note") or "")
 
 
 def _entry_extra(entry: dict[str, Any]) -> str:

@@ -91,9 +91,9 @@ def list_senses(root: RootOption = None, as_json: JsonOption = False) -> None:
 
 def _progress(progress: ProgressInfo | None) -> str:
     """`40% copying` for a compute that reported its progress, `-` otherwise."""
-    if progress is None:
-        return "-"
-    return f"{progress.fraction:.0%} {progress.note}".strip()
+    from ..output import format_progress
+
+    return "-" if progress is None else format_progress(progress.fraction, progress.note)
 
 
 def _schedule(config: NerveConfig, sense: str) -> str:

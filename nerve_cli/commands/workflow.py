@@ -88,6 +88,7 @@ def _run_progress(root: Path | None) -> dict[str, str]:
     from nerve_core.errors import DaemonNotRunning
 
     from ..client import request
+    from ..output import format_progress
     from ..workspace import find_workspace
 
     try:
@@ -95,7 +96,7 @@ def _run_progress(root: Path | None) -> dict[str, str]:
     except DaemonNotRunning:
         return {}
     return {
-        run_id: f"{info.fraction:.0%} {info.note}".strip()
+        run_id: format_progress(info.fraction, info.note)
         for run_id, info in health.run_progress.items()
     }
 

@@ -15,7 +15,7 @@ from typing import Any
 from nerve_core import NerveConfig, format_duration
 from nerve_core._workspace import CONFIG_FILE
 
-from ..senses.scheduler import ReflexScheduler
+from ..senses.scheduler import ReflexScheduler, intervals, timers_rebuilt
 from ..workflows.runner import WorkflowRunner
 from .config_diff import diff_configs
 
@@ -87,15 +87,16 @@ def make_plan(
     ]
 
     timers: list[dict[str, Any]] = []
+    rebuilt = timers_rebuilt(old, target)  # the scheduler's own rule
     for sense in sorted(set(old.senses) | set(target.senses)):
-        before, after = _intervals(old, sense), _intervals(target, sense)
+        before, after = _every(old, sense), _every(target, sense)
         if not before and not after:
             continue
         if sense not in target.senses:
             timers.append({"sense": sense, "action": "removed"})
         elif sense not in old.senses:
             timers.append({"sense": sense, "action": "added", "every": after})
-        elif before != after or old.senses[sense] != target.senses[sense]:
+        elif sense in rebuilt:
             timers.append(
                 {"sense": sense, "action": "rebuilt", "every": after, "onTheSameGrid": True}
             )
@@ -174,12 +175,8 @@ def _computing(running: Running, config: NerveConfig, group: str) -> list[str]:
     )
 
 
-def _intervals(config: NerveConfig, sense: str) -> list[str]:
-    return [
-        format_duration(r.interval)
-        for r in config.reflexes
-        if r.sense == sense and r.interval is not None
-    ]
+def _every(config: NerveConfig, sense: str) -> list[str]:
+    return [format_duration(seconds) for seconds in intervals(config, sense)]
 
 
 def _changes(old: Any, new: Any) -> dict[str, list[Any]]:

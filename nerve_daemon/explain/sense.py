@@ -70,7 +70,7 @@ def explain_sense(
         doc["state"] = _offline_state(store, sense.group)
     doc["rows"] = [row_dict(row) for row in rows]
     if why_not:
-        doc["whyNot"] = _why_not(config, store, name, live, rows, since)
+        doc["whyNot"] = _why_not(config, store, name, live, rows, since, doc["state"])
     return doc
 
 
@@ -118,6 +118,7 @@ def _why_not(
     live: LiveSense | None,
     rows: list[LogRecord],
     since: int | None,
+    state: str,
 ) -> dict[str, Any]:
     sources = sorted({source for r in config.reflexes_of(name) for source in r.on})
     asked, what = since, "the time given"
@@ -142,7 +143,7 @@ def _why_not(
         last_at = max([e.at for e in ran] + [r.ts for r in ran_rows])
         count = max(len(ran), len(ran_rows))
         answer.append(f"it did compute since then: {count} time(s), the last at {at(last_at)}")
-    answer += _blockers(config, store, name, live)
+    answer += _blockers(config, name, live, state)
     for entry in entries:
         if entry.reason not in RAN and entry.reason is not Reason.RAN:
             answer.append(entry_sentence(entry))
@@ -157,12 +158,9 @@ def _why_not(
     return {"since": asked, "sinceWhat": what, "answer": answer}
 
 
-def _blockers(
-    config: NerveConfig, store: LogStore | None, name: str, live: LiveSense | None
-) -> list[str]:
-    """What keeps the sense from computing now."""
+def _blockers(config: NerveConfig, name: str, live: LiveSense | None, state: str) -> list[str]:
+    """What keeps the sense from computing now (`state`: its group's, live or last known)."""
     group = config.senses[name].group
-    state = live.state if live is not None else _offline_state(store, group)
     found = []
     if state == "FATAL":
         found.append(

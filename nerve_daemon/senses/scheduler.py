@@ -266,12 +266,7 @@ class ReflexScheduler:
                 state.throttle, state.grace = sense.throttle, sense.grace_period
                 state.stop_waiting()  # its sleep re-reads the new throttle or grace
         self._interval_senses = {r.sense for r in config.reflexes if r.interval is not None}
-        changed = {
-            name
-            for name in set(old.senses) | set(config.senses)
-            if _intervals(old, name) != _intervals(config, name)
-            or old.senses.get(name) != config.senses.get(name)
-        }
+        changed = timers_rebuilt(old, config)
         for name in changed:
             scope = self._tick_scopes.pop(name, None)
             if scope is not None:
@@ -383,8 +378,20 @@ def _after(last_start: float, state: _SenseState) -> float:
     return last_start + state.throttle
 
 
-def _intervals(config: NerveConfig, sense: str) -> list[float]:
+def intervals(config: NerveConfig, sense: str) -> list[float]:
+    """The intervals of `sense`'s reflexes, in declaration order."""
     return [r.interval for r in config.reflexes if r.sense == sense and r.interval is not None]
+
+
+def timers_rebuilt(old: NerveConfig, new: NerveConfig) -> set[str]:
+    """The senses whose interval loops a reload from `old` to `new` rebuilds (on the same grid):
+    their intervals or their settings changed, or they came or went. The rest keep theirs."""
+    return {
+        name
+        for name in set(old.senses) | set(new.senses)
+        if intervals(old, name) != intervals(new, name)
+        or old.senses.get(name) != new.senses.get(name)
+    }
 
 
 def phase(sense: str, interval: float) -> float:
