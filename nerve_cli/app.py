@@ -15,6 +15,7 @@ from .commands import (
     reload,
     sense,
     store,
+    timers,
     workflow,
     workspace as workspace_commands,
 )
@@ -50,6 +51,7 @@ workflow.register(app)
 store.register(app)
 explain.register(app)
 reload.register(app)
+timers.register(app)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,3 +31,19 @@ state = CliState()
 def workspace_root(root: Path | None) -> Path | None:
     """The `--root` of the subcommand when given, else the one given to `nerve` itself."""
     return root if root is not None else state.root
+
+
+InOption = Annotated[
+    str | None,
+    typer.Option(
+        "--in", help="Delay it: due after this long (10m, 1h30m); durable.", show_default=False
+    ),
+]
+AtOption = Annotated[
+    str | None,
+    typer.Option(
+        "--at",
+        help="Delay it: due at this time (HH:MM, the next one; or ISO 8601); durable.",
+        show_default=False,
+    ),
+]

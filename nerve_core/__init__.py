@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._config import (
+        CatchUp as CatchUp,
         ConfigIssue as ConfigIssue,
         ConfigIssues as ConfigIssues,
         GroupConfig as GroupConfig,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     )
     from ._ipc import (
         MAX_LINE_BYTES as MAX_LINE_BYTES,
+        CancelTimerRequest as CancelTimerRequest,
         CancelWorkflowRequest as CancelWorkflowRequest,
         CancelWorkflowResponse as CancelWorkflowResponse,
         DaemonRequest as DaemonRequest,
@@ -60,12 +62,16 @@ if TYPE_CHECKING:
         IpcErrorCode as IpcErrorCode,
         ListSensesRequest as ListSensesRequest,
         ListSensesResponse as ListSensesResponse,
+        ListTimersRequest as ListTimersRequest,
+        ListTimersResponse as ListTimersResponse,
         OkResponse as OkResponse,
         ProgressInfo as ProgressInfo,
         ReloadPlanRequest as ReloadPlanRequest,
         ReloadRequest as ReloadRequest,
         ReloadResponse as ReloadResponse,
         SenseInfo as SenseInfo,
+        TimerInfo as TimerInfo,
+        TimerResponse as TimerResponse,
         TriggerPayload as TriggerPayload,
         TriggerSenseRequest as TriggerSenseRequest,
         TriggerWorkflowRequest as TriggerWorkflowRequest,
@@ -123,6 +129,7 @@ if TYPE_CHECKING:
 
 _EXPORTS = {
     "._config": (
+        "CatchUp",
         "ConfigIssue",
         "ConfigIssues",
         "GroupConfig",
@@ -149,8 +156,13 @@ _EXPORTS = {
     "._events": ("KERNEL_SIGNALS", "LogType", "Signal", "TriggerKind", "WorkerState"),
     "._ipc": (
         "MAX_LINE_BYTES",
+        "CancelTimerRequest",
         "CancelWorkflowRequest",
         "CancelWorkflowResponse",
+        "ListTimersRequest",
+        "ListTimersResponse",
+        "TimerInfo",
+        "TimerResponse",
         "DaemonRequest",
         "ErrorResponse",
         "ExplainRequest",

@@ -32,8 +32,10 @@ from ._fields import (
     MAX_QUEUE,
     Duration,
     Name,
+    OptionalCron,
     OptionalPositiveDuration,
     OptionalSize,
+    OptionalTimezone,
     PositiveDuration,
     Rounds,
     SignalSource,
@@ -49,6 +51,14 @@ KeyPath = tuple[str | int, ...]
 class Overflow(StrEnum):
     DROP = "drop"
     QUEUE = "queue"
+
+
+class CatchUp(StrEnum):
+    """What a timer does at start for the ticks it missed while the daemon was down."""
+
+    NONE = "none"  # nothing: the next tick on the grid
+    LAST = "last"  # one compute for all of them
+    ALL = "all"  # one compute each, oldest first (at most MAX_CATCH_UP)
 
 
 class Synchronous(StrEnum):
@@ -79,13 +89,27 @@ class ReflexConfig(_Section):
     kind: Literal["sense"] = "sense"
     sense: Name
     interval: OptionalPositiveDuration = None
+    cron: OptionalCron = None  # five fields or @hourly-style, in `timezone`
+    timezone: OptionalTimezone = None  # IANA name; the machine's own zone when unset
+    jitter: Duration = 0.0  # each tick is delayed by up to this, the same delay for a tick
+    catch_up: CatchUp = CatchUp.LAST  # ticks missed while the daemon was down
     on: tuple[SignalSource, ...] = ()  # senses' names, or the kernel's "@…" signals
 
     @model_validator(mode="after")
     def _schedules_something(self) -> ReflexConfig:
-        if self.interval is None and not self.on:
-            raise ValueError("a reflex needs `interval`, `on`, or both")
+        if self.interval is None and self.cron is None and not self.on:
+            raise ValueError("a reflex needs `interval`, `cron` or `on` (or a combination)")
+        if self.timezone is not None and self.cron is None:
+            raise ValueError("`timezone` applies to `cron` only (interval grids are on the epoch)")
+        if self.jitter and self.interval is None and self.cron is None:
+            raise ValueError("`jitter` applies to `interval` and `cron` ticks only")
+        if self.interval is not None and self.jitter >= self.interval:
+            raise ValueError("`jitter` must be shorter than `interval`")
         return self
+
+    @property
+    def timed(self) -> bool:
+        return self.interval is not None or self.cron is not None
 
 
 class WorkflowConfig(_Section):

@@ -43,6 +43,9 @@ class TriggerKind(StrEnum):
     SIGNAL = "signal"
     MANUAL = "manual"
     STARTUP = "startup"
+    CRON = "cron"  # a tick of a `cron:` reflex
+    CATCH_UP = "catch_up"  # for ticks missed while the daemon was down (`catch_up:`)
+    DELAYED = "delayed"  # a delayed trigger (`nerve sense trigger --in/--at`) came due
 
 
 class WorkerState(StrEnum):

@@ -43,6 +43,28 @@ def _signal_source(value: object) -> str:
     return _name(value)
 
 
+def _cron(value: object) -> str | None:
+    from ._cron import check_cron
+
+    if value is None:
+        return None
+    checked = check_cron(value)
+    if not checked.ok:
+        raise _error("cron", checked.error)
+    return checked.value
+
+
+def _timezone(value: object) -> str | None:
+    from ._cron import check_timezone
+
+    if value is None:
+        return None
+    checked = check_timezone(value)
+    if not checked.ok:
+        raise _error("timezone", checked.error)
+    return checked.value
+
+
 def _name(value: object) -> str:
     checked = check_name(value)
     if not checked.ok:
@@ -64,6 +86,8 @@ PositiveDuration = Annotated[float, PlainValidator(_positive_duration)]
 OptionalPositiveDuration = Annotated[float | None, PlainValidator(_optional_positive_duration)]
 Name = Annotated[str, PlainValidator(_name)]
 SignalSource = Annotated[str, PlainValidator(_signal_source)]
+OptionalCron = Annotated[str | None, PlainValidator(_cron)]
+OptionalTimezone = Annotated[str | None, PlainValidator(_timezone)]
 
 
 def _optional_size(value: object) -> int | None:

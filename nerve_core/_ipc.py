@@ -38,6 +38,9 @@ RequestId: TypeAlias = (
 )
 
 
+Timestamp: TypeAlias = Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP_MS)]
+
+
 class IpcErrorCode(StrEnum):
     BAD_REQUEST = "bad_request"
     UNKNOWN_TYPE = "unknown_type"
@@ -46,6 +49,7 @@ class IpcErrorCode(StrEnum):
     UNKNOWN_WORKFLOW = "unknown_workflow"
     UNKNOWN_RUN = "unknown_run"
     UNKNOWN_SIGNAL = "unknown_signal"
+    UNKNOWN_TIMER = "unknown_timer"
     UNAVAILABLE = "unavailable"  # e.g. too many connections; logs.db cannot be written now
     INTERNAL = "internal"
 
@@ -82,11 +86,24 @@ class TriggerWorkflowRequest(_Request):
     prompt: StrictStr = ""
     max_rounds: Rounds | None = None
     payload: Any = None
+    at: Timestamp | None = None  # ms since the epoch: a delayed trigger, due then (durable)
 
 
 class TriggerSenseRequest(_Request):
     type: Literal["trigger-sense"] = "trigger-sense"
     sense: Name
+    at: Timestamp | None = None  # ms since the epoch: a delayed trigger, due then (durable)
+
+
+class ListTimersRequest(_Request):
+    """The delayed triggers not yet due, soonest first."""
+
+    type: Literal["list-timers"] = "list-timers"
+
+
+class CancelTimerRequest(_Request):
+    type: Literal["cancel-timer"] = "cancel-timer"
+    timer_id: Annotated[StrictStr, Field(min_length=1, max_length=128)]
 
 
 class ListSensesRequest(_Request):
@@ -118,7 +135,7 @@ class ExplainRequest(_Request):
     what: Literal["sense", "run", "signal"]
     name: Annotated[StrictStr, Field(min_length=1, max_length=128)]
     why_not: StrictBool = False
-    since: Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP_MS)] | None = None
+    since: Timestamp | None = None
 
 
 class CancelWorkflowRequest(_Request):
@@ -134,7 +151,9 @@ DaemonRequest: TypeAlias = Annotated[
     | CancelWorkflowRequest
     | ExplainRequest
     | ReloadPlanRequest
-    | ReloadRequest,
+    | ReloadRequest
+    | ListTimersRequest
+    | CancelTimerRequest,
     Field(discriminator="type"),
 ]
 
@@ -178,6 +197,27 @@ class OkResponse(_Message):
 class TriggerWorkflowResponse(OkResponse):
     run_id: StrictStr
     status: RunStatus
+
+
+class TimerInfo(_Message):
+    """A delayed trigger: `kind` "sense" or "workflow", due at `due` (ms since the epoch)."""
+
+    timer_id: str
+    kind: str
+    target: str
+    due: int
+    created: int
+    request: Any = None  # a workflow run's prompt, maxRounds and payload
+
+
+class TimerResponse(OkResponse):
+    """The answer to a trigger with `at`: the delayed trigger, committed."""
+
+    timer: TimerInfo
+
+
+class ListTimersResponse(OkResponse):
+    timers: list[TimerInfo]
 
 
 class ProgressInfo(_Message):

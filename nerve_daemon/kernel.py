@@ -44,6 +44,7 @@ from nerve_core import (
     SenseInfo,
     SenseLog,
     Signal,
+    TimerInfo,
     TriggerKind,
     WorkflowDirective,
     Workspace,
@@ -57,12 +58,14 @@ from nerve_store import (
     LogStore,
     LogWriter,
     Stall,
+    WriteOp,
     now_ms,
 )
 
 from .containment import contained
 from .control.archive_schedule import ArchiveSchedule
 from .control.config_diff import ConfigDiff, diff_configs
+from .control.delayed_triggers import DelayedTriggers
 from .control.file_watch import FileWatcher
 from .control.ipc import DaemonIpcServer
 from .control.reload import Reload
@@ -80,9 +83,11 @@ from .senses.scheduler import Decision, ReflexScheduler, Trigger
 from .state import KernelState, Parts, render_health, sense_infos, snapshot, stall_problem
 from .supervise.resource_watch import ResourceWatch
 from .supervise.worker_pool import WorkerPool
+from .timing.clock import AnyioClock
+from .timing.marks import MarkBuffer
 from .workflows.manager import WorkflowManager
 from .workflows.runner import WorkflowRunner
-from .workflows.runs import RunnerParts
+from .workflows.runs import RunnerParts, UnknownWorkflow
 
 __all__ = ["Kernel", "KernelOptions", "UnknownSense"]
 
@@ -131,6 +136,10 @@ class Kernel:
         self._token: EventLoopToken | None = None
         self.kernel_signals: KernelSignals | None = None
         self.ipc_server: DaemonIpcServer | None = None
+        self.clock = self.options.clock or AnyioClock()
+        self.delayed = DelayedTriggers(
+            self.clock, self._write, lambda: self.config, self._request, self._launch_delayed
+        )
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -219,7 +228,9 @@ class Kernel:
                 for runner in workflows.runners.values():
                     await runner.first_start.wait()
             await workflows.recover()
-            await self._start_scheduler()
+            await self._start_scheduler(reader)
+            await self.delayed.load(reader)
+            parts.start_soon(self.delayed.timers.run)
             await parts.start(self._watch.run)
             archive = ArchiveSchedule(
                 self.workspace, lambda: self.config, self._record, commit=self._writer.write
@@ -267,10 +278,13 @@ class Kernel:
     def _limits(self) -> dict[str, LimitsConfig]:
         return {name: group.limits for name, group in self.config.groups.items()}
 
-    async def _start_scheduler(self) -> None:
+    async def _start_scheduler(self, reader: LogReader) -> None:
         assert self._parts is not None
+        assert self._writer is not None
+        marks = MarkBuffer(self._writer.post, await reader.marks())
+        self._parts.start_soon(marks.run)
         scheduler = ReflexScheduler(
-            self.config, self._execute, self.options.clock, on_decision=self._decided
+            self.config, self._execute, self.clock, on_decision=self._decided, marks=marks
         )
         self._subscribe(scheduler)
         self._scheduler = scheduler
@@ -354,6 +368,24 @@ class Kernel:
             raise NerveError("the kernel is not running")
         self._refuse_while_stalled()
         return await self._workflows.launch(name, prompt, max_rounds, "cli", payload)
+
+    async def delay(
+        self, kind: str, name: str, at_ms: int, run: tuple[str, int | None, Any] = ("", None, None)
+    ) -> TimerInfo:
+        """A delayed trigger of sense or workflow `name`, due at `at_ms`: committed before this
+        returns (`nerve sense trigger --in/--at`, `nerve workflow trigger --in/--at`)."""
+        self._refuse_while_stalled()
+        if kind == "sense":
+            if name not in self.config.senses:
+                raise UnknownSense(f'no sense "{name}" in nerve.yaml')
+            return await self.delayed.sense_at(name, at_ms)
+        if name not in self.config.workflows:
+            raise UnknownWorkflow(f'no workflow "{name}" in nerve.yaml')
+        return await self.delayed.workflow_at(name, *run, at_ms)
+
+    async def cancel_timer(self, timer_id: str) -> TimerInfo:
+        self._refuse_while_stalled()
+        return await self.delayed.cancel(timer_id)
 
     async def cancel_workflow(self, run_id: str) -> RunStatus:
         """Cancel a queued or started run."""
@@ -476,6 +508,19 @@ class Kernel:
         for name in drained:
             self.workflow_runners[name].drain_and_respawn(self.options.drain_timeout_s)
         return drained
+
+    def _request(self, sense: str, trigger: Trigger) -> Decision | None:
+        return None if self._scheduler is None else self._scheduler.request(sense, trigger)
+
+    async def _write(self, op: WriteOp) -> None:
+        assert self._writer is not None
+        await self._writer.write_async(op)
+
+    async def _launch_delayed(
+        self, workflow: str, prompt: str, max_rounds: int | None, payload: Any, cause: str
+    ) -> tuple[str, RunStatus]:
+        assert self._workflows is not None
+        return await self._workflows.launch(workflow, prompt, max_rounds, "timer", payload, cause)
 
     async def _launch(
         self, sense: str, directive: WorkflowDirective, payload: Any, cause: str

@@ -34,15 +34,18 @@ from .log_store import (
 )
 from .log_writer import LogWriter, Stall
 from .sense_db import MigrationError, apply_migrations, open_sense_db, open_sense_db_readonly
+from .timing import AddTimer, EndTimer, SetMarks, TimerRecord, read_marks, read_timer, read_timers
 
 __all__ = [
     "KERNEL_SOURCE",
+    "AddTimer",
     "AppendLogs",
     "AppendMessage",
     "ArchiveReport",
     "BlobStore",
     "CreateRun",
     "DeleteArchived",
+    "EndTimer",
     "LogReader",
     "LogRecord",
     "LogRow",
@@ -50,9 +53,11 @@ __all__ = [
     "LogWriter",
     "MigrationError",
     "RunRecord",
+    "SetMarks",
     "SetMeta",
     "Stall",
     "ThreadPage",
+    "TimerRecord",
     "Together",
     "TransitionRun",
     "WriteOp",
@@ -62,4 +67,7 @@ __all__ = [
     "open_sense_db",
     "open_sense_db_readonly",
     "read_archive_day",
+    "read_marks",
+    "read_timer",
+    "read_timers",
 ]

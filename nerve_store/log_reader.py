@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
+from sqlalchemy import select
 
 from nerve_core import WorkflowMessage
 from nerve_core.errors import StoreError
 
 from .log_store import LogStore, RunRecord
+from .schema import workflow_runs
+from .timing import TimerRecord, read_marks, read_timers
 
 T = TypeVar("T")
 
@@ -42,6 +45,23 @@ class LogReader:
 
     async def messages(self, run_id: str) -> list[WorkflowMessage]:
         return await self._read(lambda: self._store.messages(run_id))
+
+    async def marks(self) -> dict[str, int]:
+        return await self._read(lambda: self._with(read_marks))
+
+    async def timers(self, *, pending_only: bool = True) -> list[TimerRecord]:
+        return await self._read(lambda: self._with(read_timers, pending_only=pending_only))
+
+    async def launched_by(self, causes: list[str]) -> dict[str, str]:
+        """The runs whose `cause` is one of `causes`: cause → run id."""
+        query = select(workflow_runs.c.cause, workflow_runs.c.run_id).where(
+            workflow_runs.c.cause.in_(causes)
+        )
+        return await self._read(lambda: dict(self._with(lambda c: list(c.execute(query)))))
+
+    def _with(self, read: Callable[..., T], **options: Any) -> T:
+        with self._store.engine.connect() as connection:
+            return read(connection, **options)
 
     async def _read(self, read: Callable[[], T]) -> T:
         try:

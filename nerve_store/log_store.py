@@ -23,6 +23,7 @@ from nerve_core.errors import StoreError
 
 from . import _sqlite
 from .schema import META_ARCHIVE_WATERMARK, get_meta, logs, migrate, set_meta, workflow_runs
+from .timing import AddTimer, EndTimer, SetMarks, TimingOp, apply_timing
 
 KERNEL_SOURCE = "kernel"
 
@@ -153,7 +154,14 @@ class Together:
 
 
 WriteOp = (
-    AppendLogs | CreateRun | TransitionRun | AppendMessage | SetMeta | DeleteArchived | Together
+    AppendLogs
+    | CreateRun
+    | TransitionRun
+    | AppendMessage
+    | SetMeta
+    | DeleteArchived
+    | Together
+    | TimingOp
 )
 
 
@@ -228,6 +236,8 @@ class LogStore:
                     set_meta(connection, META_ARCHIVE_WATERMARK, str(op.watermark))
                 case Together():
                     self._apply(connection, op.ops)
+                case SetMarks() | AddTimer() | EndTimer():
+                    apply_timing(connection, op)
         if pending:
             connection.exec_driver_sql(_INSERT_LOG, pending)
 

@@ -27,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from nerve_core.errors import StoreError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -77,6 +77,30 @@ workflow_runs = Table(
     Index("workflow_runs_created", "created_at"),
 )
 
+# Timing that survives a restart: when each timer last fired and each throttled sense last
+# started (`marks`), and the delayed triggers (`timers`), pending until they fire or are cancelled.
+marks = Table(
+    "marks",
+    metadata,
+    Column("key", Text, primary_key=True),  # "tick <sense> <grid>" or "start <sense>"
+    Column("at_ms", Integer, nullable=False),
+)
+
+timers = Table(
+    "timers",
+    metadata,
+    Column("timer_id", String, primary_key=True),
+    Column("kind", Text, nullable=False),  # "sense" or "workflow"
+    Column("target", Text, nullable=False),  # the sense or workflow
+    Column("due_ms", Integer, nullable=False),
+    Column("created_ms", Integer, nullable=False),
+    Column("request", Text),  # JSON: a workflow run's prompt, maxRounds and payload
+    Column("status", Text, nullable=False),  # pending, fired, cancelled, failed
+    Column("ended_ms", Integer),
+    Column("outcome", Text),  # the run it launched or the decision it met, or why it failed
+    Index("timers_pending", "due_ms", sqlite_where=text("status = 'pending'")),
+)
+
 meta = Table(
     "meta",
     metadata,
@@ -108,10 +132,16 @@ def _add_parents(connection: Connection) -> None:
     )
 
 
+def _add_timing(connection: Connection) -> None:
+    """Version 4: the `marks` and `timers` tables (durable timing)."""
+    metadata.create_all(connection, tables=[marks, timers], checkfirst=True)
+
+
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     0: lambda connection: metadata.create_all(connection),
     1: _add_causes,
     2: _add_parents,
+    3: _add_timing,
 }
 
 

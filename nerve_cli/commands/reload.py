@@ -62,7 +62,8 @@ def _render(plan: dict[str, Any], applied: bool) -> None:
         every = ", ".join(timer.get("every") or [])
         line = f"  timer of {timer['sense']}: {timer['action']}"
         line += f" (every {every})" if every else ""
-        say(line + (" on the same grid" if timer.get("onTheSameGrid") else ""))
+        was = ", ".join(timer.get("was") or [])
+        say(line + (f", was every {was}" if was and was != every else ""))
     kept = [timer["sense"] for timer in plan["timers"] if timer["action"] == "kept"]
     if kept:
         say(f"  timers kept (phase, throttle and pending triggers): {', '.join(kept)}")

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..options import JsonOption, RootOption, workspace_root
+from ..options import AtOption, InOption, JsonOption, RootOption, workspace_root
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -107,18 +107,37 @@ def _schedule(config: NerveConfig, sense: str) -> str:
 
 
 @app.command("trigger")
-def trigger(name: NameArgument, root: RootOption = None) -> None:
-    """Queue a compute of a sense now (the daemon must be running)."""
-    from nerve_core import OkResponse, TriggerSenseRequest, require_name
+def trigger(
+    name: NameArgument,
+    root: RootOption = None,
+    delay: InOption = None,
+    at: AtOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Queue a compute of a sense now, or later with --in/--at (the daemon must be running)."""
+    from nerve_core import OkResponse, TimerResponse, TriggerSenseRequest, require_name
 
     from ..client import request
-    from ..output import say
+    from ..output import print_json, say
+    from ..timers import timer_line
+    from ..when import due_ms
     from ..workspace import find_workspace
 
     require_name(name, "sense name")
+    due = due_ms(delay, at)
     workspace = find_workspace(workspace_root(root))
-    request(workspace, TriggerSenseRequest(sense=name), OkResponse)
-    say(f"queued a compute of {name}")
+    if due is None:
+        request(workspace, TriggerSenseRequest(sense=name), OkResponse)
+        if as_json:
+            print_json({"sense": name, "queued": True})
+        else:
+            say(f"queued a compute of {name}")
+        return
+    timer = request(workspace, TriggerSenseRequest(sense=name, at=due), TimerResponse).timer
+    if as_json:
+        print_json(timer.model_dump(by_alias=True))
+    else:
+        say(timer_line(timer))
 
 
 def _seconds(value: float) -> str:

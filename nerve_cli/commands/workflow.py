@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..options import JsonOption, RootOption, workspace_root
+from ..options import AtOption, InOption, JsonOption, RootOption, workspace_root
 
 if TYPE_CHECKING:
     from nerve_store import LogStore, RunRecord
@@ -115,12 +115,15 @@ def trigger(
             "--max-rounds", min=1, max=1_000_000, help="Cap on role turns.", show_default=False
         ),
     ] = None,
+    delay: InOption = None,
+    at: AtOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Start a run of a workflow (the daemon must be running)."""
+    """Start a run of a workflow now, or later with --in/--at (the daemon must be running)."""
     import orjson
 
     from nerve_core import (
+        TimerResponse,
         TriggerWorkflowRequest,
         TriggerWorkflowResponse,
         require_name,
@@ -129,6 +132,8 @@ def trigger(
 
     from ..client import request
     from ..output import print_json, say
+    from ..timers import timer_line
+    from ..when import due_ms
     from ..workspace import find_workspace
 
     require_name(name, "workflow name")
@@ -146,7 +151,15 @@ def trigger(
         prompt=prompt or split.value.prompt or "",
         max_rounds=max_rounds if max_rounds is not None else split.value.max_rounds,
         payload=split.value.rest,
+        at=due_ms(delay, at),
     )
+    if message.at is not None:
+        timer = request(workspace, message, TimerResponse).timer
+        if as_json:
+            print_json(timer.model_dump(by_alias=True))
+        else:
+            say(timer_line(timer))
+        return
     response = request(workspace, message, TriggerWorkflowResponse)
     if as_json:
         print_json({"runId": response.run_id, "status": str(response.status)})

@@ -27,6 +27,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 from nerve_core import (
     MAX_LINE_BYTES,
+    CancelTimerRequest,
     CancelWorkflowRequest,
     CancelWorkflowResponse,
     ErrorResponse,
@@ -38,6 +39,8 @@ from nerve_core import (
     IpcErrorCode,
     ListSensesRequest,
     ListSensesResponse,
+    ListTimersRequest,
+    ListTimersResponse,
     NerveConfig,
     OkResponse,
     ReloadPlanRequest,
@@ -45,6 +48,8 @@ from nerve_core import (
     ReloadResponse,
     RunStatus,
     SenseInfo,
+    TimerInfo,
+    TimerResponse,
     TriggerSenseRequest,
     TriggerWorkflowRequest,
     TriggerWorkflowResponse,
@@ -54,10 +59,13 @@ from nerve_core import (
 )
 from nerve_core.errors import NerveError, NotFound, StoreUnavailable
 
+from ..timing.delayed import TooManyTimers, UnknownTimer
 from ..workflows.runs import UnknownRun, UnknownWorkflow
 
 if TYPE_CHECKING:
     from nerve_core import DaemonRequest
+
+    from .delayed_triggers import DelayedTriggers
 
 
 class DaemonApi(Protocol):
@@ -85,6 +93,15 @@ class DaemonApi(Protocol):
     def reload_plan(self) -> dict[str, Any]: ...
 
     async def reload(self) -> dict[str, Any]: ...
+
+    async def delay(
+        self, kind: str, name: str, at_ms: int, run: tuple[str, int | None, Any] = ...
+    ) -> TimerInfo: ...
+
+    async def cancel_timer(self, timer_id: str) -> TimerInfo: ...
+
+    @property
+    def delayed(self) -> DelayedTriggers: ...
 
 
 log = logging.getLogger("nerve")
@@ -187,8 +204,15 @@ class DaemonIpcServer:
                         return _error(
                             request, IpcErrorCode.UNKNOWN_SENSE, f'no sense "{sense}" in nerve.yaml'
                         )
+                    if request.at is not None:
+                        timer = await kernel.delay("sense", sense, request.at)
+                        return TimerResponse(id=request.id, timer=timer)
                     kernel.trigger_sense(sense)
                     return OkResponse(id=request.id)
+                case TriggerWorkflowRequest(at=int(at)):
+                    run = (request.prompt, request.max_rounds, request.payload)
+                    timer = await kernel.delay("workflow", request.workflow, at, run)
+                    return TimerResponse(id=request.id, timer=timer)
                 case TriggerWorkflowRequest():
                     run_id, status = await kernel.trigger_workflow(
                         request.workflow, request.prompt, request.max_rounds, request.payload
@@ -213,10 +237,19 @@ class DaemonIpcServer:
                 case ReloadRequest():
                     plan = await kernel.reload()
                     return ReloadResponse(id=request.id, plan=plan, applied=True)
+                case ListTimersRequest():
+                    return ListTimersResponse(id=request.id, timers=kernel.delayed.pending())
+                case CancelTimerRequest(timer_id=timer_id):
+                    timer = await kernel.cancel_timer(timer_id)
+                    return TimerResponse(id=request.id, timer=timer)
         except UnknownWorkflow as exc:
             return _error(request, IpcErrorCode.UNKNOWN_WORKFLOW, str(exc))
         except UnknownRun as exc:
             return _error(request, IpcErrorCode.UNKNOWN_RUN, str(exc))
+        except UnknownTimer as exc:
+            return _error(request, IpcErrorCode.UNKNOWN_TIMER, str(exc))
+        except TooManyTimers as exc:
+            return _error(request, IpcErrorCode.UNAVAILABLE, str(exc))
         except StoreUnavailable as exc:
             return _error(request, IpcErrorCode.UNAVAILABLE, str(exc))
         except NerveError as exc:

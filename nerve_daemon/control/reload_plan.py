@@ -15,7 +15,8 @@ from typing import Any
 from nerve_core import NerveConfig, format_duration
 from nerve_core._workspace import CONFIG_FILE
 
-from ..senses.scheduler import ReflexScheduler, intervals, timers_rebuilt
+from ..senses.scheduler import ReflexScheduler
+from ..senses.ticks import describe, timers_rebuilt
 from ..workflows.runner import WorkflowRunner
 from .config_diff import diff_configs
 
@@ -97,9 +98,7 @@ def make_plan(
         elif sense not in old.senses:
             timers.append({"sense": sense, "action": "added", "every": after})
         elif sense in rebuilt:
-            timers.append(
-                {"sense": sense, "action": "rebuilt", "every": after, "onTheSameGrid": True}
-            )
+            timers.append({"sense": sense, "action": "rebuilt", "every": after, "was": before})
         else:
             timers.append({"sense": sense, "action": "kept", "every": after})
 
@@ -176,7 +175,7 @@ def _computing(running: Running, config: NerveConfig, group: str) -> list[str]:
 
 
 def _every(config: NerveConfig, sense: str) -> list[str]:
-    return [format_duration(seconds) for seconds in intervals(config, sense)]
+    return describe(config, sense)
 
 
 def _changes(old: Any, new: Any) -> dict[str, list[Any]]:

@@ -1,16 +1,16 @@
 """ReflexScheduler: decides when each sense computes (DESIGN.md, "Scheduling semantics").
 
-- Interval reflexes fire first `grace_period` after start, then every `interval` on a fixed grid
-  measured from the schedule, not from the end of the last compute (no drift; missed ticks are
-  skipped, not burst). Each sense's grid is shifted by a phase of its own, stable for its name
-  and less than min(interval, 1 s): 500 senses at 1 s then start spread over the second instead
-  of all in one instant, each still exactly every interval (a burst of 500 would take the
-  workers ~80 ms of 2 cores to drain, making most computes late).
-- `on` reflexes, manual triggers and interval ticks all arrive as `request()`.
+- Timer reflexes (`interval:`, `cron:`) tick on grids (`senses/ticks.py`, `timing/grids.py`):
+  interval grids anchored on the epoch, with a phase per sense, so a restart finds the same grid
+  and knows the ticks it missed; missed ticks are skipped, not burst, while running. At the end
+  of grace a sense computes what its timers want at start (`startup_triggers`): once for a timer
+  with no mark, and for ticks missed while the daemon was down as `catch_up` says.
+- `on` reflexes, manual and delayed triggers and timer ticks all arrive as `request()`.
 - Coalesce: a sense has at most one compute in flight and one pending; a trigger arriving while
   one is in flight or pending merges into the pending one (the newest trigger's details win).
 - Throttle: compute starts of a sense are at least `throttle` apart; a trigger inside the window
-  becomes the pending compute, run when the window ends.
+  becomes the pending compute, run when the window ends. The last start of a throttled sense is
+  marked in logs.db, so a restart does not compute it inside its window either.
 - Grace: triggers before `grace_period` has passed are held and run once at its end.
 
 Each decision carries a reason code (`Decision`) at the point it is made and goes to the
@@ -24,34 +24,22 @@ from __future__ import annotations
 
 import functools
 import itertools
-import math
 import time
-import zlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
 
 from nerve_core import NerveConfig, Signal, TriggerKind
 
+from ..timing.clock import AnyioClock, Clock
+from ..timing.marks import MarkBuffer, start_key
+from .ticks import Ticks, grid_keys, startup_triggers, timers_rebuilt
 
-class Clock(Protocol):
-    def now(self) -> float: ...
-
-    async def sleep_until(self, deadline: float) -> None: ...
-
-
-class AnyioClock:
-    """The event loop's monotonic clock (the same clock as `time.monotonic()` on asyncio)."""
-
-    def now(self) -> float:
-        return anyio.current_time()
-
-    async def sleep_until(self, deadline: float) -> None:
-        await anyio.sleep_until(deadline)
+__all__ = ["AnyioClock", "Clock", "Decision", "ReflexScheduler", "Trigger"]
 
 
 class Decision(StrEnum):
@@ -70,6 +58,9 @@ KIND_LETTERS = {
     TriggerKind.SIGNAL: "s",
     TriggerKind.MANUAL: "m",
     TriggerKind.STARTUP: "u",
+    TriggerKind.CRON: "c",
+    TriggerKind.CATCH_UP: "b",  # backfill
+    TriggerKind.DELAYED: "d",
 }
 _LINEAGE_PREFIX = f"{time.time_ns() // 1_000_000:x}"  # this kernel's start: unique per workspace
 _lineage = itertools.count(1)
@@ -102,7 +93,7 @@ class Trigger:
 
     kind: TriggerKind
     signal: Signal | None = None
-    scheduled: float | None = None  # the clock time an interval tick was due
+    scheduled: float | None = None  # the wall time (epoch seconds) a timer's tick was due
     id: str = ""  # made from the kind when not given
 
     def __post_init__(self) -> None:
@@ -120,7 +111,7 @@ class SenseSchedule:
     last_start: float | None
     throttle_until: float | None  # a pending compute waits for this while it is ahead
     grace_until: float | None  # triggers are held until then while it is ahead
-    next_ticks: tuple[float, ...]  # the next tick of each interval reflex
+    next_ticks: tuple[float, ...]  # the next tick of each timer reflex
 
 
 Execute = Callable[[str, Trigger], Awaitable[None]]
@@ -140,7 +131,7 @@ class _SenseState:
         self.waiting: anyio.CancelScope | None = None
         self.started = False  # past grace: its startup compute was taken
         self.removed = False  # gone from nerve.yaml: its loop ends, its compute in flight finishes
-        self.next_ticks: dict[float, float] = {}  # interval → its next tick
+        self.backlog: deque[Trigger] = deque()  # `catch_up: all`: one compute each, in turn
 
     def stop_waiting(self) -> None:
         self.wake.set()
@@ -155,22 +146,23 @@ class ReflexScheduler:
         execute: Execute,
         clock: Clock | None = None,
         on_decision: OnDecision | None = None,
+        marks: MarkBuffer | None = None,
     ) -> None:
         self._config = config
         self._execute = execute
         self._clock = clock or AnyioClock()
         self._on_decision = on_decision
+        self.marks = marks or MarkBuffer(lambda _: None, {})
         self._states = {
             name: _SenseState(name, sense.throttle, sense.grace_period)
             for name, sense in config.senses.items()
         }
-        self._interval_senses = {r.sense for r in config.reflexes if r.interval is not None}
         self._start: float | None = None
         self._closing = False
         self._ticks: anyio.CancelScope | None = None
         self._group: TaskGroup | None = None
-        self._tick_scopes: dict[str, anyio.CancelScope] = {}
         self._tick_group: TaskGroup | None = None
+        self._timers = Ticks(self._clock, self.marks, self._tick)
 
     def subscriptions(self) -> dict[str, list[str]]:
         """For each signal source, the senses whose `on` reflexes list it."""
@@ -200,7 +192,7 @@ class ReflexScheduler:
             last_start=state.last_start,
             throttle_until=throttle_until,
             grace_until=grace_until,
-            next_ticks=tuple(sorted(state.next_ticks.values())),
+            next_ticks=tuple(sorted(self._timers.next.get(sense, {}).values())),
         )
 
     def now(self) -> float:
@@ -216,6 +208,8 @@ class ReflexScheduler:
         """Schedule until `close()`; return once the computes in flight have finished."""
         if self._start is None:
             self._start = self._clock.now()
+        for state in self._states.values():
+            self._restore_throttle(state)
         async with anyio.create_task_group() as group:
             self._group = group
             for state in self._states.values():
@@ -223,31 +217,27 @@ class ReflexScheduler:
             with anyio.CancelScope() as self._ticks:
                 async with anyio.create_task_group() as ticks:
                     self._tick_group = ticks
-                    self._start_ticks(ticks, self._config.senses)
+                    self._timers.start(ticks, self._config, self._config.senses)
                     task_status.started()
                     await anyio.sleep_forever()
 
-    def _start_ticks(self, ticks: TaskGroup, senses: Iterable[str]) -> None:
-        """Start the interval loops of `senses`' reflexes, each in a scope of its sense's."""
-        wanted = set(senses)
-        for reflex in self._config.reflexes:
-            if reflex.interval is None or reflex.sense not in wanted:
-                continue
-            scope = self._tick_scopes.setdefault(reflex.sense, anyio.CancelScope())
-            grace = self._config.senses[reflex.sense].grace_period
-            ticks.start_soon(self._ticking, scope, reflex.sense, reflex.interval, grace)
+    def _restore_throttle(self, state: _SenseState) -> None:
+        """A throttle window a previous kernel began (its start marked) goes on after a restart."""
+        marked = self.marks.known.get(start_key(state.name))
+        if marked is None or state.throttle <= 0:
+            return
+        age = self._clock.wall() - marked / 1000
+        if 0 <= age < state.throttle:  # a wall clock set back makes no window longer
+            state.last_start = self._clock.now() - age
 
-    async def _ticking(
-        self, scope: anyio.CancelScope, sense: str, interval: float, grace: float
-    ) -> None:
-        with scope:
-            await self._interval_loop(sense, interval, grace)
+    def _tick(self, sense: str, kind: TriggerKind, tick: float) -> None:
+        self.request(sense, Trigger(kind, scheduled=tick))
 
     def apply(self, config: NerveConfig) -> None:
         """Take a reloaded nerve.yaml in place: senses it leaves alone keep their timers, pending
         triggers and computes in flight; a changed sense takes its new throttle and grace at
         once; an added sense starts; a removed one stops after its compute in flight. Only the
-        interval loops of senses whose reflexes changed are rebuilt, on the same grid."""
+        timer loops of senses whose timers changed are rebuilt (on their epoch-anchored grids)."""
         assert self._group is not None
         old = self._config
         self._config = config
@@ -265,16 +255,12 @@ class ReflexScheduler:
             elif (state.throttle, state.grace) != (sense.throttle, sense.grace_period):
                 state.throttle, state.grace = sense.throttle, sense.grace_period
                 state.stop_waiting()  # its sleep re-reads the new throttle or grace
-        self._interval_senses = {r.sense for r in config.reflexes if r.interval is not None}
         changed = timers_rebuilt(old, config)
-        for name in changed:
-            scope = self._tick_scopes.pop(name, None)
-            if scope is not None:
-                scope.cancel()
-            if name in self._states:
-                self._states[name].next_ticks.clear()  # its loops start again below
+        for name in changed | (set(old.senses) - set(config.senses)):
+            self._timers.stop(name)
         if self._tick_group is not None:
-            self._start_ticks(self._tick_group, changed & set(config.senses))
+            fresh = set(config.senses) - set(old.senses)
+            self._timers.start(self._tick_group, config, changed | fresh)
 
     def close(self) -> None:
         """Stop scheduling: no new compute starts; those in flight finish."""
@@ -323,18 +309,24 @@ class ReflexScheduler:
         await self._sleep_until(state, lambda: start + state.grace)
         if self._ended(state):
             return
-        if state.name in self._interval_senses and not state.started:
-            # The first interval tick is due now, with whatever was held during grace: one
-            # compute for both. (A separate tick at the same instant could race it into two.)
-            startup = Trigger(TriggerKind.STARTUP, scheduled=self._start + state.grace)
-            held, state.pending = state.pending, startup
+        startups = self._startups(state.name) if not state.started else []
+        if startups:
+            # What the timers want at start is due now, with whatever was held during grace:
+            # one compute for both. (A separate tick at the same instant could race it into two.)
+            first, *rest = startups
+            held, state.pending = state.pending, first
             if held is None:
-                self._decided(state.name, startup, Decision.RAN)
+                self._decided(state.name, first, Decision.RAN)
             else:  # one compute for what was held and the tick (the newest's details win)
-                self._decided(state.name, startup, Decision.COALESCED, held)
+                self._decided(state.name, first, Decision.COALESCED, held)
+            state.backlog.extend(rest)
         state.started = True
         while not self._ended(state):
             while state.pending is None and not self._ended(state):
+                if state.backlog:  # `catch_up: all`: the next missed tick, once idle
+                    state.pending = state.backlog.popleft()
+                    self._decided(state.name, state.pending, Decision.RAN)
+                    break
                 await state.wake.wait()
                 state.wake = anyio.Event()
             if state.last_start is not None:
@@ -345,56 +337,23 @@ class ReflexScheduler:
             assert trigger is not None
             state.running = trigger
             state.last_start = self._clock.now()
+            if state.throttle > 0:
+                self.marks.start(state.name, self._clock.wall())
             try:
                 await self._execute(state.name, trigger)
             finally:
                 state.running = None
 
-    async def _interval_loop(self, sense: str, interval: float, grace: float) -> None:
-        assert self._start is not None
-        # The tick at `grace` is the sense loop's startup compute; the grid goes on from there,
-        # shifted by the sense's phase.
-        deadline = self._start + grace + interval + phase(sense, interval)
-        behind = self._clock.now() - deadline
-        if behind > 0:  # a reload: join the grid where it is now
-            deadline += math.ceil(behind / interval) * interval
-        state = self._states.get(sense)
-        while True:
-            if state is not None:
-                state.next_ticks[interval] = deadline
-            await self._clock.sleep_until(deadline)
-            self.request(sense, Trigger(TriggerKind.INTERVAL, scheduled=deadline))
-            deadline += interval
-            behind = self._clock.now() - deadline
-            if behind > 0:  # stay on the grid: skip the ticks that were missed
-                deadline += math.ceil(behind / interval) * interval
-
-
-SPREAD_S = 1.0  # interval grids are spread over at most this much
+    def _startups(self, sense: str) -> list[Trigger]:
+        """The computes `sense`'s timers want at the end of its grace (see `startup_triggers`);
+        every tick missed so far is then settled, and marked so."""
+        known, wall = self.marks.known, self._clock.wall()
+        wanted = startup_triggers(self._config, sense, known, wall)
+        for grid_key in grid_keys(self._config, sense):
+            self.marks.tick(sense, grid_key, 0.0, wall)
+        return [Trigger(kind, scheduled=tick) for kind, tick in wanted]
 
 
 def _after(last_start: float, state: _SenseState) -> float:
     """When the throttle window that began at `last_start` ends (its throttle read now)."""
     return last_start + state.throttle
-
-
-def intervals(config: NerveConfig, sense: str) -> list[float]:
-    """The intervals of `sense`'s reflexes, in declaration order."""
-    return [r.interval for r in config.reflexes if r.sense == sense and r.interval is not None]
-
-
-def timers_rebuilt(old: NerveConfig, new: NerveConfig) -> set[str]:
-    """The senses whose interval loops a reload from `old` to `new` rebuilds (on the same grid):
-    their intervals or their settings changed, or they came or went. The rest keep theirs."""
-    return {
-        name
-        for name in set(old.senses) | set(new.senses)
-        if intervals(old, name) != intervals(new, name)
-        or old.senses.get(name) != new.senses.get(name)
-    }
-
-
-def phase(sense: str, interval: float) -> float:
-    """Where in its interval a sense's grid lies: stable for its name (so a restart or reload
-    keeps it), spread evenly over min(interval, SPREAD_S)."""
-    return zlib.crc32(sense.encode()) / 2**32 * min(interval, SPREAD_S)

@@ -185,9 +185,11 @@ def test_a_reflex_may_listen_to_the_kernels_own_signals_and_only_to_those_that_e
     )
 
 
-def test_a_reflex_with_neither_interval_nor_on_schedules_nothing_and_is_an_error() -> None:
+def test_a_reflex_with_neither_interval_cron_nor_on_schedules_nothing_and_is_an_error() -> None:
     errors = parse_errors("senses:\n  a: {}\nreflexes:\n  - sense: a\n")
-    assert errors == ["nerve.yaml:4: reflexes[0]: a reflex needs `interval`, `on`, or both"]
+    assert errors == [
+        "nerve.yaml:4: reflexes[0]: a reflex needs `interval`, `cron` or `on` (or a combination)"
+    ]
 
 
 @pytest.mark.parametrize(

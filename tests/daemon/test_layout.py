@@ -15,6 +15,7 @@ RANK = {
     "containment": 0,
     "lifetimes": 0,
     "supervise": 1,
+    "timing": 1,
     "senses": 2,
     "workflows": 2,
     "control": 3,

@@ -29,6 +29,9 @@ workflows:
   old: {}
 """
 NEW = CONFIG.replace("  a: {group: one}", "  a: {group: one, throttle: 2s}\n  c: {group: three}")
+NEW = NEW.replace(
+    "  - sense: a\n    interval: 1h", "  - sense: a\n    interval: 1h\n    jitter: 1m"
+)
 NEW = NEW.replace("  old: {}\n", "")
 ONE = "def compute(ctx):\n    return 1\n"
 
@@ -58,7 +61,7 @@ async def test_the_plan_names_what_the_reload_then_does(ws: Callable[..., Path])
         {"group": "three", "action": "start"},
     ]
     assert plan["timers"] == [
-        {"sense": "a", "action": "rebuilt", "every": ["1h"], "onTheSameGrid": True},
+        {"sense": "a", "action": "rebuilt", "every": ["1h"], "was": ["1h"]},
         {"sense": "b", "action": "kept", "every": ["1h"]},
     ]
     assert plan["workflows"] == [
