@@ -449,7 +449,7 @@ def _message(error: Any, loc: KeyPath) -> str:
         return f"unknown key (allowed: {allowed})" if allowed else "unknown key"
     if kind == "missing":
         return "missing required key"
-    if kind in ("duration", "name", "size"):
+    if kind in ("duration", "name", "size", "cron", "timezone"):
         return str(error["msg"])
     if kind in ("dict_type", "model_type"):
         return f"expected a mapping, got {_show(value)}"

@@ -172,6 +172,8 @@ REQUEST_TYPES = (
     "explain",
     "reload-plan",
     "reload",
+    "list-timers",
+    "cancel-timer",
 )
 
 

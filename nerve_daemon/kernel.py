@@ -458,6 +458,11 @@ class Kernel:
         if what == "sense":
             sense = next((s for s in self.state().senses if s.name == name), None)
             live = None if sense is None else live_sense(sense, self._scheduler, self.ledger)
+            if live is not None:
+                delayed = tuple(
+                    (t.timer_id, t.due_ms) for t in self.delayed.timers.of("sense", name)
+                )
+                live = dataclasses.replace(live, delayed=delayed)
             return await anyio.to_thread.run_sync(
                 lambda: explain_sense(config, store, name, live, why_not=why_not, since=since)
             )

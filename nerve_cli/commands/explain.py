@@ -156,16 +156,21 @@ def _render_sense(doc: dict[str, Any]) -> None:
 
     settings = doc["settings"]
     say(f"[bold]sense {doc['sense']}[/] · group {doc['group']} · {doc['state']}")
-    schedule = []
+    schedule, fires = [], []
     for reflex in doc["reflexes"]:
-        if "interval" in reflex:
-            schedule.append(f"every {reflex['interval']}")
         if "on" in reflex:
             schedule.append("on " + ", ".join(reflex["on"]))
+            continue
+        timer = f"every {reflex['interval']}" if "interval" in reflex else f"cron {reflex['cron']}"
+        timer += f" {reflex['timezone']}" if reflex.get("timezone", "local") != "local" else ""
+        schedule.append(timer)
+        fires.append(f"  {timer}: next at {', '.join(format_ts(ms) for ms in reflex['next'])}")
     say(
         f"  schedule: {'; '.join(schedule) or 'manual only'} · throttle {settings['throttle']}"
         f" · grace {settings['gracePeriod']} · timeout {settings['timeout']}"
     )
+    for line in fires:
+        say(line)
     if doc["daemon"] != "running":
         say("  (nerve is not running: from logs.db and nerve.yaml)")
     now = doc.get("now") or {}
@@ -181,8 +186,8 @@ def _render_sense(doc: dict[str, Any]) -> None:
         say(f"  throttled until {format_ts(now['throttledUntil'])}")
     if "heldUntil" in now:
         say(f"  held by the grace period until {format_ts(now['heldUntil'])}")
-    if now.get("nextTicks"):
-        say(f"  next tick: {format_ts(now['nextTicks'][0])}")
+    for timer in now.get("delayed", []):
+        say(f"  delayed trigger {timer['timerId']} due at {format_ts(timer['due'])}")
     if doc.get("counts"):
         counts = ", ".join(f"{reason} {count}" for reason, count in sorted(doc["counts"].items()))
         say(f"  decisions since start: {counts}")

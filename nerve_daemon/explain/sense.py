@@ -3,6 +3,7 @@ rows, and why it has not computed (`--why-not`)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ from nerve_core.errors import NotFound
 from nerve_store import LogRecord, LogStore
 
 from ..senses.ledger import Entry, Reason
+from ..timing.grids import IntervalGrid, grids, upcoming
 from .words import OUTCOME_TYPES, RAN, RECENT, at, decision_row_sentence, entry_sentence, row_dict
 
 
@@ -29,6 +31,7 @@ class LiveSense:
     counts: dict[str, int] = field(default_factory=dict)
     last_run_at: int | None = None
     progress: dict[str, object] | None = None  # what its compute in flight last reported
+    delayed: tuple[tuple[str, int], ...] = ()  # its delayed triggers: (timer id, due)
 
 
 def explain_sense(
@@ -43,12 +46,7 @@ def explain_sense(
     sense = config.senses.get(name)
     if sense is None:
         raise NotFound(f'no sense "{name}" in nerve.yaml')
-    reflexes: list[dict[str, Any]] = []
-    for reflex in config.reflexes_of(name):
-        if reflex.interval is not None:
-            reflexes.append({"interval": format_duration(reflex.interval)})
-        if reflex.on:
-            reflexes.append({"on": list(reflex.on)})
+    reflexes = _reflexes(config, name)
     doc: dict[str, Any] = {
         "sense": name,
         "group": sense.group,
@@ -88,6 +86,8 @@ def _now(live: LiveSense) -> dict[str, Any]:
         now["heldUntil"] = live.grace_until
     if live.next_ticks:
         now["nextTicks"] = list(live.next_ticks)
+    if live.delayed:
+        now["delayed"] = [{"timerId": timer, "due": due} for timer, due in live.delayed]
     return now
 
 
@@ -211,14 +211,34 @@ def _latest_signal(store: LogStore | None, sources: Iterable[str]) -> LogRecord 
     return max(found, key=lambda row: row.ts, default=None)
 
 
+def _reflexes(config: NerveConfig, name: str) -> list[dict[str, Any]]:
+    """Each timer of `name` with its next three fire times (jitter included), and its `on`."""
+    reflexes: list[dict[str, Any]] = []
+    wall = time.time()
+    for reflex in config.reflexes_of(name):
+        for grid in grids(reflex):
+            timer: dict[str, Any] = (
+                {"interval": format_duration(reflex.interval)}
+                if isinstance(grid, IntervalGrid) and reflex.interval is not None
+                else {"cron": reflex.cron, "timezone": reflex.timezone or "local"}
+            )
+            timer["catchUp"] = str(reflex.catch_up)
+            if reflex.jitter:
+                timer["jitter"] = format_duration(reflex.jitter)
+            fires = upcoming(name, reflex, grid, wall, 3)
+            timer["next"] = [round(fire * 1000) for fire in fires]
+            reflexes.append(timer)
+        if reflex.on:
+            reflexes.append({"on": list(reflex.on)})
+    return reflexes
+
+
 def _schedule(config: NerveConfig, name: str, live: LiveSense | None) -> str:
     parts = []
-    for reflex in config.reflexes_of(name):
-        if reflex.interval is not None:
-            part = f"every {format_duration(reflex.interval)}"
-            if live is not None and live.next_ticks:
-                part += f" (next tick at {at(live.next_ticks[0])})"
-            parts.append(part)
-        if reflex.on:
-            parts.append("on signals of " + ", ".join(reflex.on))
+    for timer in _reflexes(config, name):
+        if "on" in timer:
+            parts.append("on signals of " + ", ".join(timer["on"]))
+            continue
+        what = f"every {timer['interval']}" if "interval" in timer else f"cron {timer['cron']}"
+        parts.append(f"{what} (next at {at(timer['next'][0])})")
     return "its reflexes: " + "; ".join(parts) if parts else "no reflex schedules it (manual only)"

@@ -282,7 +282,7 @@ class ReflexScheduler:
             decision = Decision.HELD_BY_GRACE
         elif state.running is not None or state.pending is not None:
             decision = Decision.COALESCED
-        elif state.last_start is not None and now < state.last_start + state.throttle:
+        elif self._throttled(state):
             decision = Decision.THROTTLED
         else:
             decision = Decision.RAN
@@ -290,6 +290,10 @@ class ReflexScheduler:
         state.wake.set()
         self._decided(sense, trigger, decision, replaced)
         return decision
+
+    def _throttled(self, state: _SenseState) -> bool:
+        last = state.last_start
+        return last is not None and self._clock.now() < last + state.throttle
 
     def _ended(self, state: _SenseState) -> bool:
         return self._closing or state.removed
@@ -315,10 +319,12 @@ class ReflexScheduler:
             # one compute for both. (A separate tick at the same instant could race it into two.)
             first, *rest = startups
             held, state.pending = state.pending, first
-            if held is None:
-                self._decided(state.name, first, Decision.RAN)
-            else:  # one compute for what was held and the tick (the newest's details win)
+            if held is not None:  # one compute for what was held and the tick (newest wins)
                 self._decided(state.name, first, Decision.COALESCED, held)
+            elif self._throttled(state):  # a window a previous kernel began goes on
+                self._decided(state.name, first, Decision.THROTTLED)
+            else:
+                self._decided(state.name, first, Decision.RAN)
             state.backlog.extend(rest)
         state.started = True
         while not self._ended(state):

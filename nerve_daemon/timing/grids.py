@@ -142,3 +142,12 @@ def jitter(sense: str, grid: Grid, tick: float, most: float) -> float:
         return 0.0
     seed = f"{sense} {grid.key} {round(tick * 1000)}".encode()
     return zlib.crc32(seed) / 2**32 * most
+
+
+def upcoming(sense: str, reflex: ReflexConfig, grid: Grid, wall: float, count: int) -> list[float]:
+    """The next `count` times `grid` fires for `sense` after `wall`, each tick with its jitter."""
+    ticks, tick = [], wall
+    for _ in range(count):
+        tick = grid.next_after(tick)
+        ticks.append(tick + jitter(sense, grid, tick, reflex.jitter))
+    return ticks

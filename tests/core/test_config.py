@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from nerve_core import NerveConfig, Overflow, load_nerve_config, parse_nerve_config
+from nerve_core import CatchUp, NerveConfig, Overflow, load_nerve_config, parse_nerve_config
 from nerve_core.errors import ConfigError
 
 FULL = """\
@@ -335,3 +335,65 @@ def test_load_nerve_config_reports_bytes_that_are_not_utf8(tmp_path: Path) -> No
     path.write_bytes(b"senses:\n  a: {}\n\xff\xfe\n")
     with pytest.raises(ConfigError, match="not valid UTF-8"):
         load_nerve_config(path)
+
+
+TIMED = "senses:\n  a: {}\n  b: {}\nreflexes:\n  - sense: a\n"  # the reflex on line 5
+
+
+@pytest.mark.parametrize(
+    ("reflex", "error"),
+    [
+        (
+            "    cron: '61 * * * *'\n",
+            'nerve.yaml:6: reflexes[0].cron: invalid cron expression "61 * * * *": Bad minute',
+        ),
+        (
+            "    cron: '* * *'\n",
+            'nerve.yaml:6: reflexes[0].cron: invalid cron expression "* * *": expected five '
+            "fields (minute hour day month weekday), got 3",
+        ),
+        (
+            "    cron: '@reboot'\n",
+            'nerve.yaml:6: reflexes[0].cron: invalid cron expression "@reboot": unknown name '
+            "(known: @yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly)",
+        ),
+        (
+            "    cron: '0 9 * * *'\n    timezone: Mars/Olympus\n",
+            'nerve.yaml:7: reflexes[0].timezone: unknown time zone "Mars/Olympus": expected an '
+            "IANA name, e.g. Europe/Paris",
+        ),
+        (
+            "    interval: 1m\n    timezone: UTC\n",
+            "nerve.yaml:5: reflexes[0]: `timezone` applies to `cron` only (interval grids are on "
+            "the epoch)",
+        ),
+        (
+            "    interval: 1m\n    jitter: 1m\n",
+            "nerve.yaml:5: reflexes[0]: `jitter` must be shorter than `interval`",
+        ),
+        (
+            "    on: [b]\n    jitter: 1s\n",
+            "nerve.yaml:5: reflexes[0]: `jitter` applies to `interval` and `cron` ticks only",
+        ),
+        (
+            "    interval: 1m\n    catch_up: some\n",
+            "nerve.yaml:7: reflexes[0].catch_up: must be 'none', 'last' or 'all', got \"some\"",
+        ),
+    ],
+)
+def test_a_bad_timer_reflex_is_refused_naming_the_line_the_key_and_why(
+    reflex: str, error: str
+) -> None:
+    assert parse_errors(TIMED + reflex) == [error]
+
+
+def test_a_timer_reflex_parses_with_cron_timezone_jitter_and_catch_up() -> None:
+    config = parse_ok(
+        TIMED
+        + "    cron: '@daily'\n    timezone: Europe/Paris\n    jitter: 5m\n    catch_up: all\n"
+        + "    interval: 1h\n"
+    )
+    reflex = config.reflexes[0]
+    assert (reflex.cron, reflex.timezone, reflex.jitter) == ("@daily", "Europe/Paris", 300.0)
+    assert (reflex.catch_up, reflex.interval, reflex.timed) == (CatchUp.ALL, 3600.0, True)
+    assert parse_ok(TIMED + "    interval: 1h\n").reflexes[0].catch_up is CatchUp.LAST

@@ -5,11 +5,13 @@ import pytest
 
 from nerve_core import (
     MAX_LINE_BYTES,
+    CancelTimerRequest,
     CancelWorkflowRequest,
     HealthResponse,
     IpcError,
     IpcErrorCode,
     ListSensesRequest,
+    ListTimersRequest,
     RunStatus,
     TriggerSenseRequest,
     TriggerWorkflowRequest,
@@ -135,3 +137,42 @@ def test_a_health_response_carries_workers() -> None:
     data = orjson.loads(encode_message(health))
     assert data["uptimeS"] == 2.5
     assert data["workers"][0]["pid"] == 7
+
+
+def test_delayed_triggers_and_timer_requests_parse_with_their_due_time() -> None:
+    sense = parse_daemon_ipc_request(b'{"type":"trigger-sense","sense":"s","at":1800000000000}')
+    assert sense.ok
+    assert isinstance(sense.value, TriggerSenseRequest)
+    assert sense.value.at == 1_800_000_000_000
+    run = parse_daemon_ipc_request(b'{"type":"trigger-workflow","workflow":"w","at":0}')
+    assert run.ok
+    assert isinstance(run.value, TriggerWorkflowRequest)
+    assert run.value.at == 0
+    listed = parse_daemon_ipc_request(b'{"type":"list-timers"}')
+    assert listed.ok
+    assert isinstance(listed.value, ListTimersRequest)
+    cancel = parse_daemon_ipc_request(b'{"type":"cancel-timer","timerId":"d-1-2"}')
+    assert cancel.ok
+    assert isinstance(cancel.value, CancelTimerRequest)
+    assert cancel.value.timer_id == "d-1-2"
+
+
+@pytest.mark.parametrize(
+    "at", ["-1", "253402300800000", "1e3", '"soon"', "true", "99999999999999999999"]
+)
+def test_a_due_time_out_of_range_or_not_an_integer_is_refused_naming_at(at: str) -> None:
+    error = error_of(f'{{"type":"trigger-sense","sense":"s","at":{at}}}')
+    assert error.code is IpcErrorCode.BAD_REQUEST
+    assert '"at"' in error.message
+    assert error_of(b'{"type":"cancel-timer","timerId":""}').code is IpcErrorCode.BAD_REQUEST
+
+
+def test_every_request_model_is_a_known_type_and_every_known_type_has_a_model() -> None:
+    """A request added to the union but not to REQUEST_TYPES would be refused as unknown."""
+    from typing import get_args
+
+    from nerve_core._ipc import REQUEST_TYPES, DaemonRequest
+
+    union = get_args(DaemonRequest)[0]
+    declared = {model.model_fields["type"].default for model in get_args(union)}
+    assert declared == set(REQUEST_TYPES)

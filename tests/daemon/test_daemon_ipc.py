@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import stat
+import time
 from pathlib import Path
 
 import anyio
@@ -12,7 +13,7 @@ import orjson
 import pytest
 
 from nerve_core import MAX_LINE_BYTES, parse_nerve_config
-from nerve_daemon.control.ipc import SocketPathTooLong
+from nerve_daemon.control.ipc import SocketPathTooLong, check_socket_path
 from nerve_daemon.kernel import Kernel, KernelOptions
 
 from .conftest import FAST_POLICY, build_workspace, wait_until
@@ -204,10 +205,16 @@ async def test_the_socket_is_private_to_its_user(short_root: Path) -> None:
     assert mode == 0o600
 
 
-async def test_a_stale_socket_file_is_replaced(short_root: Path) -> None:
-    stale = socket.socket(socket.AF_UNIX)
-    stale.bind(str(short_root / "nerve.sock"))
-    stale.close()  # a socket file nobody listens on: what a killed daemon leaves
+@pytest.mark.parametrize("left", ["socket", "file"])
+async def test_a_stale_socket_file_is_replaced(short_root: Path, left: str) -> None:
+    """Whatever sits at nerve.sock while the daemon holds the workspace lock is stale: a socket
+    nobody listens on (what a killed daemon leaves) or a plain file (a restored backup)."""
+    if left == "socket":
+        stale = socket.socket(socket.AF_UNIX)
+        stale.bind(str(short_root / "nerve.sock"))
+        stale.close()
+    else:
+        (short_root / "nerve.sock").write_text("not a socket")
     kernel = kernel_for(short_root)
     async with anyio.create_task_group() as group:
         await group.start(kernel.run)
@@ -229,6 +236,52 @@ async def test_a_workspace_path_too_long_for_a_socket_is_a_clear_error(tmp_path:
         found = found.exceptions[0]
     assert isinstance(found, SocketPathTooLong)
     assert "limited to 107" in str(found)
+
+
+def test_a_socket_path_of_107_bytes_is_accepted_and_one_of_108_refused(tmp_path: Path) -> None:
+    base = str(tmp_path / "s")
+    at_limit = Path(base + "x" * (107 - len(base)))
+    check_socket_path(at_limit)  # sun_path holds 108 bytes, the last a NUL
+    with pytest.raises(SocketPathTooLong, match="is 108 bytes; a Unix socket path is limited"):
+        check_socket_path(Path(str(at_limit) + "x"))
+
+
+async def test_delayed_triggers_over_the_socket_are_listed_and_cancelled(short_root: Path) -> None:
+    kernel = kernel_for(short_root)
+    sock = short_root / "nerve.sock"
+    due = (int(time.time()) + 3600) * 1000
+    async with anyio.create_task_group() as group:
+        await group.start(kernel.run)
+        sense, run, unknown_sense, unknown_workflow = await exchange(
+            sock,
+            orjson.dumps({"type": "trigger-sense", "sense": "a", "at": due, "id": 1}),
+            orjson.dumps({"type": "trigger-workflow", "workflow": "slow", "at": due + 1}),
+            orjson.dumps({"type": "trigger-sense", "sense": "nope", "at": due}),
+            orjson.dumps({"type": "trigger-workflow", "workflow": "nope", "at": due}),
+        )
+        assert sense["id"] == 1
+        assert sense["timer"]["kind"] == "sense"  # type: ignore[index]
+        assert (sense["timer"]["target"], sense["timer"]["due"]) == ("a", due)  # type: ignore[index]
+        assert str(sense["timer"]["timerId"]).startswith("d-")  # type: ignore[index]
+        assert run["timer"]["request"] == {"prompt": "", "maxRounds": None, "payload": None}  # type: ignore[index]
+        assert unknown_sense["error"]["code"] == "unknown_sense"  # type: ignore[index]
+        assert unknown_workflow["error"]["code"] == "unknown_workflow"  # type: ignore[index]
+        timer_id = sense["timer"]["timerId"]  # type: ignore[index]
+        listed, cancelled, again, left = await exchange(
+            sock,
+            b'{"type":"list-timers"}',
+            orjson.dumps({"type": "cancel-timer", "timerId": timer_id}),
+            orjson.dumps({"type": "cancel-timer", "timerId": timer_id}),
+            b'{"type":"list-timers"}',
+        )
+        assert [t["timerId"] for t in listed["timers"]] == [  # type: ignore[union-attr, index]
+            timer_id,
+            run["timer"]["timerId"],  # type: ignore[index]
+        ]
+        assert cancelled["timer"]["timerId"] == timer_id  # type: ignore[index]
+        assert again["error"]["code"] == "unknown_timer"  # type: ignore[index]
+        assert [t["timerId"] for t in left["timers"]] == [run["timer"]["timerId"]]  # type: ignore[union-attr, index]
+        kernel.stop()
 
 
 ONE_MEBIBYTE = 1 << 20  # DESIGN.md's limit, pinned here: not read from the code under test

@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from nerve_core import START, LogType, RunStatus, WorkerState
+from nerve_core.errors import StoreError
 from nerve_daemon.supervise.policy import GroupPolicy
 from nerve_store import LogStore
 
@@ -84,7 +85,7 @@ async def test_overflow_drop_records_runs_beyond_concurrency_as_dropped(
         {},
         workflows={"slow": SLEEPER},
     )
-    async with running(root) as (kernel, _):
+    async with running(root) as (kernel, recorder):
         results = [await kernel.trigger_workflow("slow", "0.5") for _ in range(5)]
         statuses = [status for _, status in results]
         assert statuses == [
@@ -102,6 +103,10 @@ async def test_overflow_drop_records_runs_beyond_concurrency_as_dropped(
     assert [final_status(root, run_id) for run_id, _ in results] == [RunStatus.COMPLETED] * 2 + [
         RunStatus.DROPPED
     ] * 3
+    dropped = [r for r in recorder.of(LogType.WORKFLOW_STATUS) if r.payload["status"] == "dropped"]
+    assert [r.payload["reason"] for r in dropped] == [
+        "concurrency 2 reached (overflow: drop)"
+    ] * 3  # each says why
 
 
 async def test_overflow_queue_runs_in_order_and_a_full_queue_evicts_its_oldest(
@@ -161,12 +166,17 @@ from nerve_core.workflow import END, START, WorkflowDefinition
 def moderator(thread):
     if thread[0].content == "unknown":
         return "nobody"
+    if thread[0].content == "nan":
+        return "nan" if thread[-1].role == START else END
     return "boom" if thread[-1].role == START else END
 
 def boom(ctx):
     raise RuntimeError("the role broke")
 
-definition = WorkflowDefinition(moderator=moderator, roles={"boom": boom})
+def nan(ctx):
+    return {"ratio": float("nan")}  # JSON cannot hold it: never stored as a silent null
+
+definition = WorkflowDefinition(moderator=moderator, roles={"boom": boom, "nan": nan})
 """
 
 
@@ -194,24 +204,33 @@ async def test_a_run_fails_after_max_rounds_turns_without_end(ws: Callable[..., 
 async def test_a_raising_role_and_an_unknown_role_fail_the_run_with_the_reason(
     ws: Callable[..., Path],
 ) -> None:
-    root = ws("workflows:\n  broken:\n    concurrency: 2\n", {}, workflows={"broken": BROKEN_ROLES})
+    root = ws("workflows:\n  broken:\n    concurrency: 3\n", {}, workflows={"broken": BROKEN_ROLES})
     async with running(root) as (kernel, _):
         raising, _ = await kernel.trigger_workflow("broken", "raise")
         unknown, _ = await kernel.trigger_workflow("broken", "unknown")
+        nan, _ = await kernel.trigger_workflow("broken", "nan")
         await wait_until(
-            lambda: (
-                final_status(root, raising) is RunStatus.FAILED
-                and final_status(root, unknown) is RunStatus.FAILED
+            lambda: all(
+                final_status(root, run) in (RunStatus.FAILED, RunStatus.COMPLETED)
+                for run in (raising, unknown, nan)
             )
         )
     with LogStore.open_readonly(root / "data/logs.db") as store:
-        raised, named = store.run(raising), store.run(unknown)
+        raised, named, unjson = store.run(raising), store.run(unknown), store.run(nan)
+        nan_thread = store.messages(nan)
+    assert unjson is not None
+    assert unjson.status is RunStatus.FAILED
+    assert unjson.error is not None
+    assert unjson.error.startswith(
+        "PayloadError: role 'nan' returned NaN or infinity, which JSON cannot hold"
+    )
+    assert [m.role for m in nan_thread] == [START]  # nothing of it was stored
     assert raised is not None
     assert raised.error is not None
     assert raised.error.startswith("RuntimeError: the role broke")
     assert "workflows/broken/workflow.py" in raised.error  # the traceback
     assert named is not None
-    assert named.error == "the moderator named an unknown role 'nobody' (roles: boom)"
+    assert named.error == "the moderator named an unknown role 'nobody' (roles: boom, nan)"
 
 
 async def test_a_queued_and_a_started_run_can_be_cancelled(ws: Callable[..., Path]) -> None:
@@ -646,3 +665,30 @@ async def test_runs_of_a_workflow_gone_from_nerve_yaml_end_at_the_next_start_wit
         queued: "its workflow is no longer declared in nerve.yaml",
         started: "its workflow is no longer declared in nerve.yaml",
     }
+
+
+async def test_a_message_that_cannot_be_committed_fails_its_run_and_no_next_round_starts(
+    ws: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The commit of role `first`'s message fails (injected in the store): the run fails
+    saying so, and the worker, never acknowledged, never begins `second`."""
+    from nerve_store import log_store
+
+    real = log_store._append_message
+
+    def failing(connection: Any, op: Any) -> None:
+        if op.role == "first":
+            raise StoreError("injected: this message cannot be stored")
+        real(connection, op)
+
+    monkeypatch.setattr(log_store, "_append_message", failing)
+    root = ws("workflows:\n  steps: {}\n", {}, workflows={"steps": TWO_STEPS.format(seconds=0)})
+    async with running(root) as (kernel, recorder):
+        run_id, _ = await kernel.trigger_workflow("steps", "go")
+        await wait_until(lambda: final_status(root, run_id) is RunStatus.FAILED)
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        run, thread = store.run(run_id), store.messages(run_id)
+    assert run is not None
+    assert run.error == "a message could not be committed: injected: this message cannot be stored"
+    assert [m.role for m in thread] == [START]
+    assert not any("second begins" in line for _, line in recorder.output)

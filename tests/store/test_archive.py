@@ -30,6 +30,8 @@ def fill(store: LogStore) -> list[LogRow]:
                     payload if n % 5 else None,
                     ref_id=f"r{n}" if n % 2 else None,
                     ts=day + n * 1000,
+                    cause=f"s-1-{n}" if n % 3 else None,  # lineage goes with a row to its archive
+                    parent=f"sig-{n}" if n % 4 else None,
                 )
             )
     store.append(*rows)
@@ -37,7 +39,10 @@ def fill(store: LogStore) -> list[LogRow]:
 
 
 def all_rows(store: LogStore) -> dict[int, tuple[object, ...]]:
-    return {r.id: (r.ts, r.source, r.type, r.ref_id, r.payload) for r in store.logs(limit=10**6)}
+    return {
+        r.id: (r.ts, r.source, r.type, r.ref_id, r.payload, r.cause, r.parent)
+        for r in store.logs(limit=10**6)
+    }
 
 
 def archived(archive_dir: Path) -> dict[int, tuple[object, ...]]:
@@ -52,6 +57,8 @@ def archived(archive_dir: Path) -> dict[int, tuple[object, ...]]:
                 line["type"],
                 line["ref_id"],
                 line["payload"],
+                line["cause"],
+                line["parent"],
             )
     return found
 

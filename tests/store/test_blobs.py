@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,27 @@ def test_a_blob_is_stored_under_its_sha256_and_read_back(tmp_path: Path) -> None
     assert (tmp_path / "blobs" / digest[:2] / digest[2:]).read_bytes() == b"hello nerve"
     assert blobs.exists(digest)
     assert blobs.read(digest) == b"hello nerve"
+
+
+def test_a_blob_is_fsynced_before_it_is_renamed_into_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader must never find a blob whose bytes a power loss could still take back."""
+    steps: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        steps.append("fsync")
+        real_fsync(fd)
+
+    def replace(source: str, target: str) -> None:
+        steps.append("rename")
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    BlobStore(tmp_path / "blobs").write(b"durable")
+    assert steps[:2] == ["fsync", "rename"]
 
 
 def test_writing_the_same_content_twice_keeps_one_file(tmp_path: Path) -> None:

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -235,3 +238,40 @@ def test_a_version_1_file_gains_the_lineage_columns_and_keeps_its_rows(tmp_path:
     with sqlite3.connect(path) as raw:  # the lineage index is there, as a new file's
         indexes = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
     assert "logs_parent" in indexes
+
+
+@pytest.mark.parametrize(("level", "pragma"), [("normal", 1), ("full", 2)])
+def test_the_synchronous_level_chosen_in_nerve_yaml_is_the_writers(
+    tmp_path: Path, level: str, pragma: int
+) -> None:
+    store = LogStore.open(tmp_path / "logs.db", synchronous=level)
+    try:
+        with store.engine.connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == pragma
+    finally:
+        store.close()
+
+
+def test_a_writer_waits_for_a_write_lock_another_process_holds_instead_of_failing(
+    store: LogStore,
+) -> None:
+    """`nerve store archive`, a backup or a database browser may hold the lock a moment."""
+    hold = (
+        "import sqlite3, sys, time\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('BEGIN IMMEDIATE')\n"
+        "print('held', flush=True)\n"
+        "time.sleep(1.0)\n"
+        "db.execute('COMMIT')\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", hold, str(store.path)], stdout=subprocess.PIPE, text=True
+    ) as holder:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held"
+        began = time.monotonic()
+        store.append(*rows(1))
+        waited = time.monotonic() - began
+        holder.wait(timeout=30)
+    assert waited > 0.3  # it waited for the lock (and then wrote), it did not fail
+    assert store.count_logs() == 1

@@ -302,6 +302,26 @@ def test_a_store_that_cannot_be_written_stalls_the_writer_and_nothing_waiting_is
     assert writer.stats.stalls == 1
 
 
+def test_a_long_stall_retries_at_most_retry_max_s_apart_so_recovery_is_prompt(
+    store: LogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backoff doubles from 50 ms but never past `retry_max_s`: after 1.5 s of a full disk,
+    a write waits at most about that long once the disk has room again (unbounded, the next
+    retry would be seconds away)."""
+    disk = Unwritable(store)
+    monkeypatch.setattr(store, "apply", disk)
+    with LogWriter(store, retry_max_s=0.1) as writer:
+        disk.full = True
+        acked = writer.submit(AppendLogs([row(1)]))
+        time.sleep(1.5)
+        assert not acked.done()
+        disk.full = False
+        freed = time.monotonic()
+        acked.result(timeout=10)
+        waited = time.monotonic() - freed
+    assert waited < 1.0, f"the write committed {waited:.2f} s after the disk had room"
+
+
 def test_posted_rows_beyond_max_held_are_dropped_and_counted_while_stalled(
     store: LogStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
