@@ -237,6 +237,8 @@ def _render_run(doc: dict[str, Any]) -> None:
                 say(f"    {step['what']}")
             case "command":
                 say(f"    {step['what']}")
+            case "timer":
+                say(f"    {step['what']}: timer {step['timer']}")
             case "signal":
                 if "missing" in step:
                     say(f"    → signal {step['signal']} ({step['missing']})")

@@ -19,6 +19,9 @@ _ROOTS = {
     TriggerKind.INTERVAL: "an interval tick",
     TriggerKind.STARTUP: "the compute at start (after the grace period)",
     TriggerKind.MANUAL: "a manual trigger (`nerve sense trigger` or the socket)",
+    TriggerKind.CRON: "a cron tick",
+    TriggerKind.CATCH_UP: "a catch-up compute at start, for ticks missed while nerve was down",
+    TriggerKind.DELAYED: "a delayed trigger (`--in`/`--at`) that came due",
 }
 
 
@@ -49,6 +52,9 @@ def _chain(store: LogStore, run_id: str, origin: str, cause: str | None) -> list
     """From the run's root to its launch: each step a compute and the trigger it ran for."""
     if origin == "cli":
         return [{"step": "command", "what": "`nerve workflow trigger` (or the socket's request)"}]
+    if origin == "timer":
+        what = "a delayed `nerve workflow trigger --in/--at` (or the socket's) that came due"
+        return [{"step": "timer", "timer": cause, "what": what}]
     steps: list[dict[str, Any]] = []
     launch = store.logs(ref_id=run_id, type=LogType.WORKFLOW_LAUNCH, limit=1)
     if launch:

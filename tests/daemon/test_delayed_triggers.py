@@ -80,3 +80,31 @@ async def test_pending_timers_are_bounded_and_explain_names_a_senses_timers(
         "pending",
         "pending",
     ]
+
+
+async def test_a_run_a_delayed_trigger_launched_explains_its_timer(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws("workflows:\n  slow: {}\n", {}, workflows={"slow": SLEEPER})
+    async with running(root) as (kernel, _):
+        timer = await kernel.delay("workflow", "slow", now_ms() - 1, ("0", None, None))
+        await wait_until(lambda: timers_of(root).get(timer.timer_id, ("",))[0] == "fired")
+        run_id = timers_of(root)[timer.timer_id][1]
+        assert run_id is not None
+        explained = await kernel.explain("run", run_id.split()[0])
+    assert explained["origin"] == "timer"
+    assert explained["cause"] == timer.timer_id
+    assert explained["chain"] == [
+        {
+            "step": "timer",
+            "timer": timer.timer_id,
+            "what": "a delayed `nerve workflow trigger --in/--at` (or the socket's) that came due",
+        }
+    ]
+
+
+def test_every_kind_of_trigger_but_a_signal_can_be_the_root_of_a_chain() -> None:
+    from nerve_core import TriggerKind
+    from nerve_daemon.explain.lineage import _ROOTS
+
+    assert set(_ROOTS) == set(TriggerKind) - {TriggerKind.SIGNAL}
