@@ -49,8 +49,19 @@ KeyPath = tuple[str | int, ...]
 
 
 class Overflow(StrEnum):
-    DROP = "drop"
-    QUEUE = "queue"
+    """What a run beyond `concurrency` does."""
+
+    DROP = "drop"  # it is recorded dropped
+    QUEUE = "queue"  # it waits for a slot (at most `max_queue`, then `evict` decides)
+    RESTART = "restart"  # the oldest running run is cancelled and this one starts
+
+
+class Evict(StrEnum):
+    """Which run a full queue gives up for a new one."""
+
+    OLDEST = "oldest"  # the oldest queued run is dropped, the new one queued
+    NEWEST = "newest"  # the newest queued run is dropped, the new one queued
+    REFUSE = "refuse"  # the new run is dropped; the queue stays as it is
 
 
 class CatchUp(StrEnum):
@@ -116,6 +127,7 @@ class WorkflowConfig(_Section):
     concurrency: Annotated[StrictInt, Field(ge=1, le=MAX_CONCURRENCY)] = 1
     overflow: Overflow = Overflow.DROP
     max_queue: Annotated[StrictInt, Field(ge=0, le=MAX_QUEUE)] = 10
+    evict: Evict = Evict.OLDEST
 
 
 class LimitsConfig(_Section):

@@ -7,9 +7,10 @@ step that saw it free. A run holds its slot from admission (or from being claime
 until `finish()`, whether or not a worker is running it yet: a run admitted while its worker
 respawns waits for the new worker instead of being dropped.
 
-The queue sits behind `RunQueue` (enqueue, claim, remove), so a fleet-wide queue can take the
-place of the local one; `Admission` is the policy, so `restart` or `parallel` overflow modes can
-replace it without touching the runner.
+Beyond `concurrency`, `overflow` decides: `drop` the new run; `queue` it (a full queue gives up
+the oldest queued run, the newest, or the new one, as `evict` says); or `restart`: the oldest
+running run gives its slot to the new one and is cancelled. The queue sits behind `RunQueue`
+(enqueue, claim, remove), so a fleet-wide queue can take the place of the local one.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Generic, Protocol, TypeVar
 
-from nerve_core import Overflow, WorkflowConfig
+from nerve_core import Evict, Overflow, WorkflowConfig
 
 
 class Queued(Protocol):
@@ -32,6 +33,7 @@ Run = TypeVar("Run", bound=Queued)
 
 class Verdict(StrEnum):
     START = "start"  # a slot is the run's now
+    RESTART = "restart"  # a slot is the run's now, taken from `replaced`, which is cancelled
     QUEUE = "queue"  # it waits in the queue for a slot
     DROP = "drop"  # it is recorded dropped and never runs
 
@@ -41,6 +43,7 @@ class Admitted(Generic[Run]):
     verdict: Verdict
     reason: str | None = None  # why it was dropped
     evicted: Run | None = None  # the queued run pushed out to make room for this one
+    replaced: str | None = None  # `restart`: the running run whose slot this one took
 
 
 class RunQueue(Generic[Run]):
@@ -55,6 +58,9 @@ class RunQueue(Generic[Run]):
     def claim(self) -> Run | None:
         """The oldest queued run, taken off the queue; None when it is empty."""
         return self._runs.popleft() if self._runs else None
+
+    def claim_newest(self) -> Run | None:
+        return self._runs.pop() if self._runs else None
 
     def remove(self, run_id: str) -> Run | None:
         for run in self._runs:
@@ -76,7 +82,7 @@ class Admission(Generic[Run]):
     def __init__(self, config: WorkflowConfig, queue: RunQueue[Run] | None = None) -> None:
         self.config = config
         self.queue: RunQueue[Run] = queue if queue is not None else RunQueue()
-        self._holding: set[str] = set()
+        self._holding: dict[str, None] = {}  # in the order they took their slots
 
     @property
     def running(self) -> int:
@@ -93,19 +99,30 @@ class Admission(Generic[Run]):
         if closed is not None:
             return Admitted(Verdict.DROP, closed)
         if self.free() and not len(self.queue):
-            self._holding.add(run.run_id)
+            self._holding[run.run_id] = None
             return Admitted(Verdict.START)
         config = self.config
-        if config.overflow is Overflow.DROP or config.max_queue == 0:
+        if config.overflow is Overflow.RESTART and self._holding:
+            oldest = next(iter(self._holding))
+            del self._holding[oldest]
+            self._holding[run.run_id] = None
+            return Admitted(Verdict.RESTART, replaced=oldest)
+        if config.overflow is not Overflow.QUEUE or config.max_queue == 0:
             reason = f"concurrency {config.concurrency} reached (overflow: {config.overflow})"
             return Admitted(Verdict.DROP, reason)
-        evicted = self.queue.claim() if len(self.queue) >= config.max_queue else None
+        evicted = None
+        if len(self.queue) >= config.max_queue:
+            if config.evict is Evict.REFUSE:
+                reason = f"the queue is full (max_queue {config.max_queue}, evict: refuse)"
+                return Admitted(Verdict.DROP, reason)
+            newest = config.evict is Evict.NEWEST
+            evicted = self.queue.claim_newest() if newest else self.queue.claim()
         self.queue.enqueue(run)
         return Admitted(Verdict.QUEUE, evicted=evicted)
 
     def hold(self, run_id: str) -> None:
         """`run_id` holds a slot whatever the limit (a run a previous kernel left started)."""
-        self._holding.add(run_id)
+        self._holding[run_id] = None
 
     def claim(self) -> Run | None:
         """The next queued run, if a slot is free: it holds the slot from now on."""
@@ -113,12 +130,12 @@ class Admission(Generic[Run]):
             return None
         run = self.queue.claim()
         if run is not None:
-            self._holding.add(run.run_id)
+            self._holding[run.run_id] = None
         return run
 
     def finish(self, run_id: str) -> None:
         """`run_id` ended (or never started): its slot is free."""
-        self._holding.discard(run_id)
+        self._holding.pop(run_id, None)
 
     def use(self, config: WorkflowConfig) -> list[Run]:
         """New limits; return the queued runs a shorter `max_queue` evicts, oldest first."""

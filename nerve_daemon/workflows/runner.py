@@ -126,7 +126,10 @@ class WorkflowRunner(Supervised):
             max_queue = self._admission.config.max_queue
             reason = f"evicted from a full queue (max_queue {max_queue}) by run {run.run_id}"
             await self._end(admitted.evicted.run_id, RunStatus.DROPPED, reason)
-        if admitted.verdict is Verdict.START:
+        if admitted.replaced is not None:  # overflow: restart
+            reason = f"cancelled: overflow restart gave its slot to run {run.run_id}"
+            await self._stop_run(admitted.replaced, reason)
+        if admitted.verdict in (Verdict.START, Verdict.RESTART):
             if not self._can_start():  # its worker respawns: the run waits for the new one
                 self._waiting.append(run)
                 return run.run_id, RunStatus.QUEUED
@@ -137,21 +140,26 @@ class WorkflowRunner(Supervised):
 
     async def cancel(self, run_id: str) -> bool:
         """Cancel a queued or started run of this workflow; False if it is neither."""
-        waiting = next((run for run in self._waiting if run.run_id == run_id), None)
-        if waiting is not None:
-            self._waiting.remove(waiting)
-        if self._admission.queue.remove(run_id) is not None or waiting is not None:
+        if self._admission.queue.remove(run_id) is not None:
             await self._end(run_id, RunStatus.CANCELLED, "cancelled")
-            await self._fill_slots()
-            return True
-        run = self._active.pop(run_id, None)
-        if run is None:
+        elif not await self._stop_run(run_id, "cancelled"):
             return False
-        await self._end(run_id, RunStatus.CANCELLED, "cancelled")
-        if run.worker is not None and run.worker.alive:
-            with contextlib.suppress(WorkerExited):
-                await run.worker.send(CancelThread(run_id))
         await self._fill_slots()
+        return True
+
+    async def _stop_run(self, run_id: str, reason: str) -> bool:
+        """Cancel a run holding a slot (started, waiting for its worker, or crashed and to be
+        resumed), telling its worker to stop its thread; False if no such run."""
+        held = [run for run in (*self._waiting, *self._to_resume) if run.run_id == run_id]
+        for waiting in held:
+            (self._waiting if waiting in self._waiting else self._to_resume).remove(waiting)
+        active = self._active.pop(run_id, None)
+        if active is None and not held:
+            return False
+        await self._end(run_id, RunStatus.CANCELLED, reason)
+        if active is not None and active.worker is not None and active.worker.alive:
+            with contextlib.suppress(WorkerExited):
+                await active.worker.send(CancelThread(run_id))
         return True
 
     async def recover(self, runs: list[RunRecord]) -> None:

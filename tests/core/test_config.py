@@ -397,3 +397,15 @@ def test_a_timer_reflex_parses_with_cron_timezone_jitter_and_catch_up() -> None:
     assert (reflex.cron, reflex.timezone, reflex.jitter) == ("@daily", "Europe/Paris", 300.0)
     assert (reflex.catch_up, reflex.interval, reflex.timed) == (CatchUp.ALL, 3600.0, True)
     assert parse_ok(TIMED + "    interval: 1h\n").reflexes[0].catch_up is CatchUp.LAST
+
+
+def test_overlap_modes_parse_and_an_unknown_one_is_refused_naming_the_choices() -> None:
+    config = parse_ok(
+        "workflows:\n  w:\n    overflow: restart\n  q:\n    overflow: queue\n    evict: refuse\n"
+    )
+    assert str(config.workflows["w"].overflow) == "restart"
+    assert str(config.workflows["q"].evict) == "refuse"
+    assert str(config.workflows["w"].evict) == "oldest"  # the default
+    assert parse_errors("workflows:\n  w:\n    evict: random\n") == [
+        "nerve.yaml:3: workflows.w.evict: must be 'oldest', 'newest' or 'refuse', got \"random\""
+    ]
