@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from ._fields import (
+    MAX_ATTEMPTS,
     MAX_CONCURRENCY,
     MAX_QUEUE,
     Duration,
@@ -89,11 +90,27 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class RetryConfig(_Section):
+    """Attempts in all (the first one included), the wait before the second, and its bound: each
+    wait doubles, then is jittered down by up to half."""
+
+    attempts: Annotated[StrictInt, Field(ge=1, le=MAX_ATTEMPTS)] = 3
+    backoff: PositiveDuration = 1.0
+    max_backoff: PositiveDuration = 60.0
+
+    @model_validator(mode="after")
+    def _bounded(self) -> RetryConfig:
+        if self.max_backoff < self.backoff:
+            raise ValueError("`max_backoff` must be at least `backoff`")
+        return self
+
+
 class SenseConfig(_Section):
     group: Name = "default"
     throttle: Duration = 0.0
     timeout: PositiveDuration = 30.0
     grace_period: Duration = 0.0
+    retry: RetryConfig | None = None  # a compute that raises or times out is tried again
 
 
 class ReflexConfig(_Section):
@@ -128,6 +145,7 @@ class WorkflowConfig(_Section):
     overflow: Overflow = Overflow.DROP
     max_queue: Annotated[StrictInt, Field(ge=0, le=MAX_QUEUE)] = 10
     evict: Evict = Evict.OLDEST
+    retry: RetryConfig | None = None  # a role that raises is tried again before the run fails
 
 
 class LimitsConfig(_Section):
@@ -167,6 +185,8 @@ class NerveConfig(_Section):
 _SECTION_MODELS: dict[KeyPath, type[BaseModel]] = {
     (): NerveConfig,
     ("senses", "*"): SenseConfig,
+    ("senses", "*", "retry"): RetryConfig,
+    ("workflows", "*", "retry"): RetryConfig,
     ("reflexes", "*"): ReflexConfig,
     ("workflows", "*"): WorkflowConfig,
     ("groups", "*"): GroupConfig,

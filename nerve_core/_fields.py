@@ -78,6 +78,7 @@ def _name(value: object) -> str:
 MAX_ROUNDS = 1_000_000  # role turns of one run
 MAX_CONCURRENCY = 10_000  # runs of one workflow at once
 MAX_QUEUE = 1_000_000  # queued runs of one workflow
+MAX_ATTEMPTS = 100  # tries of one compute or role (`retry.attempts`)
 MAX_REQUEST_ID = 2**63 - 1  # a client's request id, echoed back
 
 Rounds = Annotated[StrictInt, Field(ge=1, le=MAX_ROUNDS)]

@@ -71,6 +71,7 @@ class StartThread:
     max_rounds: int
     thread: list[WorkflowMessage]  # START first; more when resuming
     resume: bool = False
+    retry: tuple[int, float, float] | None = None  # a raising role: (attempts, backoff, max)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +190,7 @@ def encode_worker_message(message: WorkerMessage) -> bytes:
                 "prompt": message.prompt,
                 "maxRounds": message.max_rounds,
                 "thread": [[m.round, m.role, m.content, m.ts] for m in message.thread],
+                "retry": None if message.retry is None else list(message.retry),
             }
         case CancelThread(run_id=run_id):
             data = {"t": "cancel-thread", "run": run_id}
@@ -265,6 +267,7 @@ def decode_worker_message(line: bytes) -> Result[WorkerMessage, str]:
                     data["maxRounds"],
                     thread,
                     resume=kind == "resume-thread",
+                    retry=None if data.get("retry") is None else tuple(data["retry"]),
                 )
             )
         if kind == "cancel-thread":

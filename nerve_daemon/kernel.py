@@ -79,6 +79,7 @@ from .senses.group import SenseGroup
 from .senses.kernel_signals import KernelSignals
 from .senses.ledger import Ledger
 from .senses.outcomes import OutcomeRouter
+from .senses.retries import Retries
 from .senses.scheduler import Decision, ReflexScheduler, Trigger
 from .state import KernelState, Parts, render_health, sense_infos, snapshot, stall_problem
 from .supervise.resource_watch import ResourceWatch
@@ -140,6 +141,7 @@ class Kernel:
         self.delayed = DelayedTriggers(
             self.clock, self._write, lambda: self.config, self._request, self._launch_delayed
         )
+        self.retries = Retries(lambda: self.config, self.ledger, self._request)
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -545,6 +547,8 @@ class Kernel:
                 self.options.on_compute(sense, trigger, outcome)
             assert self._router is not None
             await self._router.handle(sense, trigger, outcome)
+            if self._parts is not None:
+                self.retries.after(self._parts, sense, trigger, outcome)
 
     def _decided(
         self, sense: str, trigger: Trigger, decision: Decision, replaced: Trigger | None

@@ -43,6 +43,7 @@ class Reason(StrEnum):
     FAILED = "failed"  # the compute raised
     TIMED_OUT = "timed_out"  # the compute passed its timeout; its worker was replaced
     CRASHED = "crashed"  # the worker died under the compute
+    RETRIED = "retried"  # it raised or timed out: tried again (`until`) as `retry:` says
 
 
 _OUTCOMES = {
@@ -144,6 +145,13 @@ class Ledger:
         reason = _OUTCOMES[outcome.kind]
         detail = outcome.detail if reason is Reason.SKIPPED else None
         self._note(sense, _entry(reason, trigger, detail=detail), lost=reason is Reason.SKIPPED)
+
+    def retried(self, sense: str, trigger: Trigger, retry: Trigger, until_ms: int) -> None:
+        """`trigger`'s compute failed: `retry` asks for the next attempt at `until_ms`."""
+        detail = f"attempt {retry.attempt} as trigger {retry.id}"
+        self._note(
+            sense, _entry(Reason.RETRIED, trigger, into=retry.id, until=until_ms, detail=detail)
+        )
 
     def _note(self, sense: str, entry: Entry, *, lost: bool = False) -> None:
         """Keep and count `entry`; `lost`: the decision lost work, so it is a row too."""

@@ -83,6 +83,8 @@ class OutcomeRouter:
         result = outcome.result
         stats.last_duration_ms = result.duration_ms if result is not None else None
         context: dict[str, Any] = {"trigger": str(trigger.kind)}
+        if trigger.attempt > 1:
+            context["attempt"] = trigger.attempt
         if trigger.signal is not None:
             context["signal"] = trigger.signal.id
         cause = trigger.id  # every row this outcome writes names the trigger it came from

@@ -95,6 +95,7 @@ class Trigger:
     signal: Signal | None = None
     scheduled: float | None = None  # the wall time (epoch seconds) a timer's tick was due
     id: str = ""  # made from the kind when not given
+    attempt: int = 1  # `retry:` the second try of a failed compute is attempt 2, and so on
 
     def __post_init__(self) -> None:
         if not self.id:

@@ -432,7 +432,9 @@ class WorkflowRunner(Supervised):
         assert self.worker is not None
         run.worker = self.worker
         self._active[run.run_id] = run
-        start = StartThread(run.run_id, run.prompt, run.max_rounds, thread, resume)
+        retry = self._admission.config.retry
+        tries = None if retry is None else (retry.attempts, retry.backoff, retry.max_backoff)
+        start = StartThread(run.run_id, run.prompt, run.max_rounds, thread, resume, tries)
         with contextlib.suppress(WorkerExited):  # supervision records it crashed, resumes it
             await self.worker.send(start)
 

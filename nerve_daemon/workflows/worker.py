@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import random
 import threading
 import time
 import traceback
@@ -181,7 +182,7 @@ class WorkflowRuntime:
                         run_id, "failed", f"{start.max_rounds} role turns passed without END"
                     )
                 ctx = RoleContext(self, run_id, start.prompt, thread)
-                content = await _call(roles[choice], ctx)
+                content = await self._try(roles[choice], ctx, choice, start)
                 check_payload(content, f"role {choice!r}")
                 acked = anyio.Event()
                 self._acks[(run_id, turns + 1)] = acked
@@ -194,6 +195,23 @@ class WorkflowRuntime:
             return ThreadEnd(
                 run_id, "failed", f"{type(exc).__name__}: {exc}", traceback.format_exc()
             )
+
+    async def _try(self, role: Any, ctx: RoleContext, name: str, start: StartThread) -> Any:
+        """Call `role`; with `retry:`, a role that raises is called again after a backoff (each
+        failed try logged on the run) until its tries are spent, then the run fails."""
+        attempts, first, most = start.retry or (1, 0.0, 0.0)
+        for attempt in range(1, attempts + 1):
+            try:
+                return await _call(role, ctx)
+            except Exception as exc:
+                if attempt >= attempts:
+                    raise
+                wait = min(first * 2 ** (attempt - 1), most) * (0.5 + random.random() / 2)
+                message = f"role {name!r} raised (try {attempt} of {attempts}): retrying"
+                fields = {"error": f"{type(exc).__name__}: {exc}", "retryInS": round(wait, 3)}
+                self.post(RunLog(start.run_id, "warning", message, fields))
+                await anyio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 async def _moderate(moderator: Any, thread: tuple[WorkflowMessage, ...]) -> Any:
