@@ -159,8 +159,31 @@ async def test_catch_up_all_is_bounded_to_the_newest_ticks() -> None:
     async with anyio.create_task_group() as group:
         await group.start(scheduler.run)
         await wait_all_tasks_blocked()
-        assert len(computes) == MAX_CATCH_UP
+        assert len(computes) == 100  # the documented bound, pinned here
         assert computes[-1][1].scheduled == pytest.approx(grid.missed(0, WALL, 1)[0][0])
+        scheduler.close()
+
+
+async def test_timers_of_one_sense_that_each_missed_ticks_compute_once_unless_one_wants_all() -> (
+    None
+):
+    """An interval and a cron timer of one sense, both `catch_up: last`, both missed ticks: one
+    catch-up compute, for the newest missed tick of either."""
+    clock = SteppedClock()
+    config = (
+        "senses:\n  s: {}\nreflexes:\n  - sense: s\n    interval: 60s\n"
+        "  - sense: s\n    cron: '*/5 * * * *'\n    timezone: UTC\n"
+    )
+    interval, cron = IntervalGrid(60.0, phase("s", 60.0)), CronGrid("*/5 * * * *", "UTC")
+    last = WALL - 1800  # both last fired half an hour ago
+    marks = {tick_key("s", grid.key): round(last * 1000) for grid in (interval, cron)}
+    newest = max(interval.missed(last, WALL, 1)[0][0], cron.missed(last, WALL, 1)[0][0])
+    scheduler, computes, _ = scheduler_for(config, clock, marks)
+    async with anyio.create_task_group() as group:
+        await group.start(scheduler.run)
+        await wait_all_tasks_blocked()
+        assert kinds(computes) == [TriggerKind.CATCH_UP]
+        assert computes[0][1].scheduled == pytest.approx(newest)
         scheduler.close()
 
 

@@ -142,6 +142,7 @@ def test_a_throttle_window_outlives_a_kill_9_of_its_daemon() -> None:
         explained = nerve_json(root, "explain", "sense", "s")
         now = explained["now"]
         assert now["pending"]["kind"] == "manual"
-        assert now["throttledUntil"] == started + 60_000
+        # (the window's end passes through the monotonic clock: equal to within a millisecond)
+        assert abs(now["throttledUntil"] - (started + 60_000)) <= 2
         assert explained["recent"][0]["reason"] == "throttled"
         assert len(signals_of(root, "s")) == 1  # not computed early by the restart
