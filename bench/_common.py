@@ -7,6 +7,7 @@ import os
 import platform
 import statistics
 import sys
+import time
 from collections.abc import Sequence
 
 import psutil
@@ -64,12 +65,15 @@ def lateness_recorder() -> tuple[list[float], object]:
     """A list of interval lateness figures (ms, tick → compute start in the worker) and the
     `on_compute` observer that fills it."""
     lateness: list[float] = []
+    # A tick's `scheduled` is wall time (grids are anchored on the epoch); the worker's start is
+    # monotonic: the offset between the two clocks, read once, converts one to the other.
+    offset = time.time() - time.monotonic()
 
     def on_compute(sense: str, trigger: object, outcome: object) -> None:
         scheduled = trigger.scheduled  # type: ignore[attr-defined]
         result = outcome.result  # type: ignore[attr-defined]
         if scheduled is not None and result is not None:
-            lateness.append((result.started_mono - scheduled) * 1000)
+            lateness.append((result.started_mono - (scheduled - offset)) * 1000)
 
     return lateness, on_compute
 

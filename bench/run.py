@@ -36,6 +36,7 @@ ORDER = [
     "workflow_rounds",
     "log_growth",
     "timer_jitter",
+    "timers",
     "idle",
     "scaling",
 ]
