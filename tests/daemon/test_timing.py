@@ -58,6 +58,8 @@ def test_cron_names_stand_for_their_five_fields_and_missed_ticks_keep_the_newest
     assert newest == hours[-2:]
     assert counted == 3  # more than the limit: at least limit + 1
     assert hourly.missed(until, until + 60, 100) == ([], 0)
+    # The tick a timer fired last is not missed: (since, until], since excluded, until included.
+    assert hourly.missed(hours[0], hours[2], 100) == (hours[1:3], 2)
 
 
 def test_an_interval_grid_is_anchored_on_the_epoch_so_a_restart_finds_the_same_ticks() -> None:
