@@ -102,13 +102,15 @@ class CronGrid:
     def missed(self, since: float, until: float, limit: int) -> tuple[list[float], int]:
         from cronsim import CronSim
 
+        # Backwards from a second past `until` (cronsim steps back before it looks): newest
+        # first, `until` itself included when it is a tick.
         back = CronSim(
             cron_fields(self.expression),
-            datetime.fromtimestamp(until, zone(self.timezone)),
+            datetime.fromtimestamp(until + 1, zone(self.timezone)),
             reverse=True,
         )
         found: list[float] = []
-        for tick in back:  # newest first, each at or before `until`
+        for tick in back:
             at = tick.timestamp()
             if at <= since or len(found) > limit:
                 break
