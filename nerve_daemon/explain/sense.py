@@ -68,7 +68,7 @@ def explain_sense(
         doc["state"] = _offline_state(store, sense.group)
     doc["rows"] = [row_dict(row) for row in rows]
     if why_not:
-        doc["whyNot"] = _why_not(config, store, name, live, rows, since, doc["state"])
+        doc["whyNot"] = _why_not(config, store, name, live, rows, since, doc["state"], reflexes)
     return doc
 
 
@@ -119,6 +119,7 @@ def _why_not(
     rows: list[LogRecord],
     since: int | None,
     state: str,
+    reflexes: list[dict[str, Any]],
 ) -> dict[str, Any]:
     sources = sorted({source for r in config.reflexes_of(name) for source in r.on})
     asked, what = since, "the time given"
@@ -154,7 +155,7 @@ def _why_not(
     if latest is not None and latest.ts >= asked and latest.ref_id is not None:
         answer += _signal_fate(store, live, name, latest)
     if not answer:
-        answer.append(f"nothing asked for a compute since then: {_schedule(config, name, live)}")
+        answer.append(f"nothing asked for a compute since then: {_schedule(reflexes)}")
     return {"since": asked, "sinceWhat": what, "answer": answer}
 
 
@@ -233,9 +234,10 @@ def _reflexes(config: NerveConfig, name: str) -> list[dict[str, Any]]:
     return reflexes
 
 
-def _schedule(config: NerveConfig, name: str, live: LiveSense | None) -> str:
+def _schedule(reflexes: list[dict[str, Any]]) -> str:
+    """The reflexes `_reflexes` found (their next fires computed once), in words."""
     parts = []
-    for timer in _reflexes(config, name):
+    for timer in reflexes:
         if "on" in timer:
             parts.append("on signals of " + ", ".join(timer["on"]))
             continue
