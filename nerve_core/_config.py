@@ -73,6 +73,14 @@ class CatchUp(StrEnum):
     ALL = "all"  # one compute each, oldest first (at most MAX_CATCH_UP)
 
 
+class OnStall(StrEnum):
+    """What a stalled run (no message for `stall_after`) gets."""
+
+    NONE = "none"  # it is reported (a row, `@run.stalled`, `nerve workflow list`), nothing more
+    CANCEL = "cancel"  # it ends `cancelled`
+    RESTART = "restart"  # its thread is cancelled and it resumes from its persisted messages
+
+
 class Synchronous(StrEnum):
     NORMAL = "normal"
     FULL = "full"
@@ -146,6 +154,9 @@ class WorkflowConfig(_Section):
     max_queue: Annotated[StrictInt, Field(ge=0, le=MAX_QUEUE)] = 10
     evict: Evict = Evict.OLDEST
     retry: RetryConfig | None = None  # a role that raises is tried again before the run fails
+    stall_after: OptionalPositiveDuration = None  # a started run silent this long is stalled
+    on_stall: OnStall = OnStall.NONE
+    timeout: OptionalPositiveDuration = None  # a run started longer ago than this ends failed
 
 
 class LimitsConfig(_Section):

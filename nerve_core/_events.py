@@ -31,6 +31,7 @@ KERNEL_SIGNALS: dict[str, str] = {
     "@run.dropped": "a workflow run was dropped (concurrency reached, crash loop, removed)",
     "@run.evicted": "a queued workflow run was pushed out of a full queue",
     "@run.interrupted": "a run still going when its reloaded workflow's drain timed out",
+    "@run.stalled": "a started run committed no message for its workflow's stall_after",
     "@store.stall": "logs.db cannot be written (a full disk, say); writes are held",
     "@store.recovered": "logs.db is writable again; what was held has committed",
 }
@@ -82,3 +83,4 @@ class LogType(StrEnum):
     SENSE_LOG = "sense.log"  # a sense's own `ctx.log(...)`
     SENSE_DECISION = "sense.decision"  # a scheduling decision that lost work (nerve explain)
     WORKFLOW_LOG = "workflow.log"  # a role's own `ctx.log(...)`, ref_id the run
+    WORKFLOW_STALL = "workflow.stall"  # a run silent for its stall_after, ref_id the run

@@ -264,6 +264,8 @@ class HealthResponse(OkResponse):
     workers: list[WorkerInfo]
     store_error: StrictStr | None = None  # why logs.db cannot be written now, if it cannot
     run_progress: dict[str, ProgressInfo] = Field(default_factory=dict)  # run id → its report
+    # run id → seconds since its last message, for the runs past their workflow's stall_after
+    stalled_runs: dict[str, float] = Field(default_factory=dict)
 
 
 class CancelWorkflowResponse(OkResponse):

@@ -60,6 +60,7 @@ class WorkflowView:
     queued: int
     concurrency: int
     progress: Mapping[str, ProgressReport] = field(default_factory=dict)  # run → its last report
+    stalled: Mapping[str, float] = field(default_factory=dict)  # run → seconds with no message
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +127,7 @@ def snapshot(parts: Parts) -> KernelState:
             runner.queued,
             runner.config.concurrency,
             dict(runner.progress),
+            runner.stalls.stalled(),
         )
         for name, runner in parts.runners.items()
     )
@@ -162,6 +164,11 @@ def render_health(state: KernelState) -> HealthResponse:
             run_id: _progress_info(report)
             for workflow in state.workflows
             for run_id, report in workflow.progress.items()
+        },
+        stalled_runs={
+            run_id: silent
+            for workflow in state.workflows
+            for run_id, silent in workflow.stalled.items()
         },
     )
 

@@ -94,6 +94,12 @@ def status(root: RootOption = None, as_json: JsonOption = False) -> None:
     fatal = [w.name for w in health.workers if w.state == "FATAL"]
     if fatal:
         say(f"crash-looped, not respawning: {', '.join(fatal)} (see logs/nerve.log)")
+    if health.stalled_runs:
+        from nerve_core import format_duration
+
+        silent = health.stalled_runs.items()
+        stalled = [f"{run} (silent {format_duration(round(s))})" for run, s in silent]
+        say(f"stalled runs: {', '.join(stalled)} (see `nerve explain run <id>`)")
     if health.store_error:
         from ..output import warn
 

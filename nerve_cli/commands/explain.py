@@ -225,6 +225,8 @@ def _entry_extra(entry: dict[str, Any]) -> str:
 
 
 def _render_run(doc: dict[str, Any]) -> None:
+    from nerve_core import format_duration
+
     from ..output import format_ts, say
 
     say(f"[bold]run {doc['run']}[/] · workflow {doc['workflow']} · {doc['status']}")
@@ -259,6 +261,11 @@ def _render_run(doc: dict[str, Any]) -> None:
                 )
     say("  status changes:")
     for change in doc["history"]:
+        if change.get("stalled"):
+            silent = format_duration(round(change.get("silentS", 0)))
+            what = f"stalled: no message for {silent} (on_stall: {change.get('onStall')})"
+            say(f"    {format_ts(change['at'])}  {what}")
+            continue
         reason = f": {change['reason']}" if change.get("reason") else ""
         say(f"    {format_ts(change['at'])}  {change.get('status')}{reason}")
 

@@ -62,7 +62,7 @@ def list_runs(
     if not runs:
         say("no runs" if all_runs else "no runs in flight (--all lists finished runs too)")
         return
-    progress = _run_progress(root)
+    progress, stalled = _run_progress(root)
     print_table(
         None,
         ["run", "workflow", "status", "rounds", "created", "ended", "progress", "prompt"],
@@ -70,7 +70,7 @@ def list_runs(
             (
                 run.run_id,
                 run.workflow,
-                run.status,
+                f"{run.status} (stalled)" if run.run_id in stalled else run.status,
                 f"{run.rounds}/{run.max_rounds}",
                 format_ts(run.created_at),
                 format_ts(run.ended_at),
@@ -82,8 +82,9 @@ def list_runs(
     )
 
 
-def _run_progress(root: Path | None) -> dict[str, str]:
-    """What runs in flight last said of their progress, from the daemon when it runs."""
+def _run_progress(root: Path | None) -> tuple[dict[str, str], set[str]]:
+    """What runs in flight last said of their progress, and which are stalled, from the daemon
+    when it runs."""
     from nerve_core import HealthRequest, HealthResponse
     from nerve_core.errors import DaemonNotRunning
 
@@ -94,11 +95,12 @@ def _run_progress(root: Path | None) -> dict[str, str]:
     try:
         health = request(find_workspace(workspace_root(root)), HealthRequest(), HealthResponse)
     except DaemonNotRunning:
-        return {}
-    return {
+        return {}, set()
+    progress = {
         run_id: format_progress(info.fraction, info.note)
         for run_id, info in health.run_progress.items()
     }
+    return progress, set(health.stalled_runs)
 
 
 @app.command("trigger")

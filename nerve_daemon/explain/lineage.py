@@ -29,9 +29,15 @@ def explain_run(store: LogStore | None, run_id: str) -> dict[str, Any]:
     run = None if store is None else store.run(run_id)
     if store is None or run is None:
         raise NotFound(f'no workflow run "{run_id}"')
+    # Its status changes and its stalls (`stalled: true`, with `silentS` and `onStall`).
+    kinds = (LogType.WORKFLOW_STATUS, LogType.WORKFLOW_STALL)
     history = [
-        {"at": row.ts, **(row.payload if isinstance(row.payload, dict) else {})}
-        for row in store.logs(ref_id=run_id, type=LogType.WORKFLOW_STATUS, limit=1000)
+        {
+            "at": row.ts,
+            **({"stalled": True} if row.type == LogType.WORKFLOW_STALL else {}),
+            **(row.payload if isinstance(row.payload, dict) else {}),
+        }
+        for row in store.logs(ref_id=run_id, types=kinds, limit=1000)
     ]
     return {
         "run": run.run_id,

@@ -104,6 +104,7 @@ _EVENTS = frozenset(
         LogType.COMPUTE_TIMEOUT,
         LogType.COMPUTE_CRASH,
         LogType.WORKFLOW_STATUS,
+        LogType.WORKFLOW_STALL,
     }
 )
 
@@ -137,4 +138,6 @@ def _event(row: LogRow) -> tuple[str, dict[str, Any]] | None:
                 return ("@run.evicted" if evicted else "@run.dropped"), about
             if status == "interrupted":
                 return "@run.interrupted", about
+        case LogType.WORKFLOW_STALL:
+            return "@run.stalled", {"source": row.source, "run": row.ref_id, **payload}
     return None

@@ -55,6 +55,7 @@ from ..supervise.supervisor import ExitReason, Supervised, Supervisor, shut_down
 from ..supervise.worker_pool import WorkerExited, WorkerProcess
 from .admission import Admission, Verdict
 from .runs import Run, RunnerParts, committed_rows, new_run_id
+from .stalls import StallWatch
 
 log = logging.getLogger("nerve")
 
@@ -71,6 +72,7 @@ class WorkflowRunner(Supervised):
         self._record = parts.record
         self._policy = parts.policy
         self._admission: Admission[Run] = Admission(config)
+        self.stalls = StallWatch(name, config, self, parts.record, parts.policy.stop_timeout_s)
         self._active: dict[str, Run] = {}  # sent to a worker
         self.progress: dict[str, ProgressReport] = {}  # run → what its role last said
         self._waiting: list[Run] = []  # admitted, their slot held, waiting for a worker
@@ -147,7 +149,17 @@ class WorkflowRunner(Supervised):
         await self._fill_slots()
         return True
 
-    async def _stop_run(self, run_id: str, reason: str) -> bool:
+    def worker_of(self, run_id: str) -> WorkerProcess | None:
+        """The worker a run in flight is on (None if it is not on one now)."""
+        run = self._active.get(run_id)
+        return None if run is None else run.worker
+
+    async def end_run(self, run_id: str, reason: str, *, failed: bool = False) -> None:
+        """End a run holding a slot `cancelled` (or `failed`) and give its slot to the queue."""
+        if await self._stop_run(run_id, reason, failed=failed):
+            await self._fill_slots()
+
+    async def _stop_run(self, run_id: str, reason: str, *, failed: bool = False) -> bool:
         """Cancel a run holding a slot (started, waiting for its worker, or crashed and to be
         resumed), telling its worker to stop its thread; False if no such run."""
         held = [run for run in (*self._waiting, *self._to_resume) if run.run_id == run_id]
@@ -156,7 +168,7 @@ class WorkflowRunner(Supervised):
         active = self._active.pop(run_id, None)
         if active is None and not held:
             return False
-        await self._end(run_id, RunStatus.CANCELLED, reason)
+        await self._end(run_id, RunStatus.FAILED if failed else RunStatus.CANCELLED, reason)
         if active is not None and active.worker is not None and active.worker.alive:
             with contextlib.suppress(WorkerExited):
                 await active.worker.send(CancelThread(run_id))
@@ -185,6 +197,7 @@ class WorkflowRunner(Supervised):
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         async with anyio.create_task_group() as group:
             self._group = group
+            group.start_soon(self.stalls.watch)
             task_status.started()
             await self._supervisor.run()
             # Replaced workers finish draining; the readers end at their workers' end of stream
@@ -238,6 +251,7 @@ class WorkflowRunner(Supervised):
         for run in [run for run in self._active.values() if run.worker is worker]:
             del self._active[run.run_id]
             self.progress.pop(run.run_id, None)  # it starts again from its last message
+            self.stalls.restarting.discard(run.run_id)
             await self._write(
                 TransitionRun(
                     run.run_id, RunStatus.CRASHED, reason=f"the worker exited with code {code}"
@@ -290,6 +304,7 @@ class WorkflowRunner(Supervised):
         """New limits: a larger concurrency starts queued runs now; a smaller one lets the runs
         in flight finish; a shorter queue drops its oldest runs."""
         self.config = config
+        self.stalls.config = config
         for evicted in self._admission.use(config):
             await self._end(
                 evicted.run_id, RunStatus.DROPPED, f"evicted: max_queue is now {config.max_queue}"
@@ -379,6 +394,7 @@ class WorkflowRunner(Supervised):
                     message.run_id, RunStatus.FAILED, f"a message could not be committed: {exc}"
                 )
             return
+        self.stalls.heard(message.run_id)
         with contextlib.suppress(WorkerExited):  # a dead worker is supervision's to handle
             await worker.send(MessageAck(message.run_id, message.round))
 
@@ -387,6 +403,13 @@ class WorkflowRunner(Supervised):
         if run is None or run.worker is not worker:
             return  # cancelled or interrupted already
         del self._active[end.run_id]
+        if end.run_id in self.stalls.restarting:  # on_stall: restart, its thread now cancelled
+            self.stalls.restarting.discard(end.run_id)
+            reason = "stalled: its thread was cancelled; it resumes from its messages"
+            await self._write(TransitionRun(end.run_id, RunStatus.CRASHED, reason=reason))
+            self._to_resume.append(run)
+            await self._resume_crashed()
+            return
         status = RunStatus.COMPLETED if end.status == "completed" else RunStatus.FAILED
         await self._end(end.run_id, status, end.reason, end.traceback)
         await self._fill_slots()
@@ -432,6 +455,7 @@ class WorkflowRunner(Supervised):
         assert self.worker is not None
         run.worker = self.worker
         self._active[run.run_id] = run
+        self.stalls.began(run.run_id)
         retry = self._admission.config.retry
         tries = None if retry is None else (retry.attempts, retry.backoff, retry.max_backoff)
         start = StartThread(run.run_id, run.prompt, run.max_rounds, thread, resume, tries)
@@ -445,6 +469,7 @@ class WorkflowRunner(Supervised):
         if trace:
             error = f"{reason}\n{trace}"
         self.progress.pop(run_id, None)
+        self.stalls.forget(run_id)
         self._admission.finish(run_id)
         await self._write(TransitionRun(run_id, status, reason=reason, error=error))
 

@@ -409,3 +409,17 @@ def test_overlap_modes_parse_and_an_unknown_one_is_refused_naming_the_choices() 
     assert parse_errors("workflows:\n  w:\n    evict: random\n") == [
         "nerve.yaml:3: workflows.w.evict: must be 'oldest', 'newest' or 'refuse', got \"random\""
     ]
+
+
+def test_stall_and_timeout_settings_parse_with_their_defaults_and_bad_ones_name_the_key() -> None:
+    config = parse_ok(
+        "workflows:\n  w:\n    stall_after: 10m\n    on_stall: restart\n    timeout: 1h\n  v: {}\n"
+    )
+    w, v = config.workflows["w"], config.workflows["v"]
+    assert (w.stall_after, str(w.on_stall), w.timeout) == (600.0, "restart", 3600.0)
+    assert (v.stall_after, str(v.on_stall), v.timeout) == (None, "none", None)
+    assert parse_errors("workflows:\n  w:\n    on_stall: kill\n") == [
+        "nerve.yaml:3: workflows.w.on_stall: must be 'none', 'cancel' or 'restart', got \"kill\""
+    ]
+    [error] = parse_errors("workflows:\n  w:\n    stall_after: soon\n")
+    assert error.startswith("nerve.yaml:3: workflows.w.stall_after: ")
