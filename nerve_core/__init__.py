@@ -86,6 +86,7 @@ if TYPE_CHECKING:
         parse_daemon_ipc_response as parse_daemon_ipc_response,
         split_trigger_payload as split_trigger_payload,
     )
+    from ._rates import MAX_RATE_COUNT as MAX_RATE_COUNT, parse_rate as parse_rate
     from ._result import (
         Err as Err,
         Ok as Ok,
@@ -98,6 +99,8 @@ if TYPE_CHECKING:
         CancelThread as CancelThread,
         ComputeRequest as ComputeRequest,
         ComputeResult as ComputeResult,
+        LimitGrant as LimitGrant,
+        LimitRequest as LimitRequest,
         MessageAck as MessageAck,
         Progress as Progress,
         RunLog as RunLog,
@@ -196,6 +199,7 @@ _EXPORTS = {
         "parse_daemon_ipc_response",
         "split_trigger_payload",
     ),
+    "._rates": ("MAX_RATE_COUNT", "parse_rate"),
     "._result": ("Err", "Ok", "Result", "err", "ok"),
     "._sizes": ("parse_size",),
     "._worker_protocol": (
@@ -208,6 +212,8 @@ _EXPORTS = {
         "CancelThread",
         "StartThread",
         "ComputeResult",
+        "LimitGrant",
+        "LimitRequest",
         "SenseLog",
         "ShutdownRequest",
         "WorkerMessage",

@@ -266,6 +266,8 @@ class HealthResponse(OkResponse):
     run_progress: dict[str, ProgressInfo] = Field(default_factory=dict)  # run id → its report
     # run id → seconds since its last message, for the runs past their workflow's stall_after
     stalled_runs: dict[str, float] = Field(default_factory=dict)
+    # ctx.limit() name → {rate, inWindow, nextFreeInS}: the calls granted in its window now
+    rate_limits: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class CancelWorkflowResponse(OkResponse):

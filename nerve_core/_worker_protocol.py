@@ -11,6 +11,8 @@ that worker.
   messages), `CancelThread`, `MessageAck`, `ShutdownRequest`. Worker → kernel: `WorkerReady`,
   `ThreadMessage` (a role's message: the worker goes on only once the kernel acks it, committed),
   `ThreadEnd`, `RunLog`, `Progress` (of a run).
+- Both: `LimitRequest` (worker → kernel, `ctx.limit()`), answered by `LimitGrant`: the instant on
+  the machine's monotonic clock (shared by every process) from which the call may go.
 """
 
 from __future__ import annotations
@@ -118,6 +120,23 @@ class Progress:
     note: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class LimitRequest:
+    """`ctx.limit(name, rate)`: reserve a call under `name`, at most `count` every `period_s`."""
+
+    id: int  # the worker's own count, echoed by the grant
+    name: str
+    count: int
+    period_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class LimitGrant:
+    id: int
+    at: float  # time.monotonic() from which the call may go; 0 with an error
+    error: str | None = None  # why the kernel refused the request
+
+
 MAX_PROGRESS_NOTE = 200  # characters of a progress note kept
 
 
@@ -145,6 +164,8 @@ WorkerMessage: TypeAlias = (
     | ThreadEnd
     | RunLog
     | Progress
+    | LimitRequest
+    | LimitGrant
 )
 
 
@@ -214,6 +235,10 @@ def encode_worker_message(message: WorkerMessage) -> bytes:
             }
         case Progress(of=of, fraction=fraction, note=note):
             data = {"t": "progress", "of": of, "fraction": fraction, "note": note}
+        case LimitRequest(id=id_, name=name, count=count, period_s=period):
+            data = {"t": "limit", "id": id_, "name": name, "count": count, "period": period}
+        case LimitGrant(id=id_, at=at, error=error):
+            data = {"t": "grant", "id": id_, "at": at, "error": error}
         case RunLog(run_id=run_id, level=level, message=text, fields=fields):
             data = {
                 "t": "run-log",
@@ -281,6 +306,12 @@ def decode_worker_message(line: bytes) -> Result[WorkerMessage, str]:
         if kind == "progress":
             fraction, note = check_progress(data["fraction"], data["note"])
             return ok(Progress(str(data["of"]), fraction, note))
+        if kind == "limit":
+            return ok(
+                LimitRequest(int(data["id"]), str(data["name"]), data["count"], data["period"])
+            )
+        if kind == "grant":
+            return ok(LimitGrant(int(data["id"]), float(data["at"]), data["error"]))
         if kind == "run-log":
             return ok(RunLog(data["run"], data["level"], data["message"], dict(data["fields"])))
         return err(f"unknown worker message type {kind!r}")

@@ -85,6 +85,7 @@ from .state import KernelState, Parts, render_health, sense_infos, snapshot, sta
 from .supervise.resource_watch import ResourceWatch
 from .supervise.worker_pool import WorkerPool
 from .timing.clock import AnyioClock
+from .timing.limits import RateLimits
 from .timing.marks import MarkBuffer
 from .workflows.manager import WorkflowManager
 from .workflows.runner import WorkflowRunner
@@ -141,6 +142,7 @@ class Kernel:
         self.delayed = DelayedTriggers(
             self.clock, self._write, lambda: self.config, self._request, self._launch_delayed
         )
+        self.limits = RateLimits()  # ctx.limit(): one window per name, for every worker
         self.retries = Retries(lambda: self.config, self.ledger, self._request)
 
     # -- lifetime --------------------------------------------------------------------------------
@@ -193,6 +195,7 @@ class Kernel:
                 self._record,
                 self.options.group_policy,
                 self._observe,
+                self.limits,
             ),
         )
         self._workflows = workflows
@@ -271,6 +274,7 @@ class Kernel:
             self._record,
             self._on_sense_log,
             self.options.group_policy,
+            self.limits,
         )
         self.groups[name] = group
         for sense in senses:
@@ -444,6 +448,7 @@ class Kernel:
                 ledger=self.ledger,
                 runners=self.workflow_runners,
                 stall=None if self._writer is None else self._writer.stall,
+                limits=self.limits,
             )
         )
 

@@ -30,6 +30,7 @@ from .senses.outcomes import SenseStats
 from .senses.scheduler import ReflexScheduler
 from .supervise.progress import ProgressReport
 from .supervise.worker_pool import FORK_SERVER, WorkerPool, WorkerProcess
+from .timing.limits import RateLimits
 from .workflows.runner import WorkflowRunner
 
 
@@ -72,6 +73,7 @@ class KernelState:
     workers: tuple[WorkerView, ...]
     workflows: tuple[WorkflowView, ...]
     store_problem: str | None  # why logs.db cannot be written now, if it cannot
+    rate_limits: Mapping[str, Mapping[str, object]]  # ctx.limit() names in use: RateLimits
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,7 @@ class Parts:
     ledger: Ledger | None
     runners: Mapping[str, WorkflowRunner]
     stall: Stall | None
+    limits: RateLimits | None = None
 
 
 def snapshot(parts: Parts) -> KernelState:
@@ -139,6 +142,7 @@ def snapshot(parts: Parts) -> KernelState:
         workers=tuple(workers),
         workflows=workflows,
         store_problem=stall_problem(parts.stall),
+        rate_limits={} if parts.limits is None else parts.limits.describe(),
     )
 
 
@@ -170,6 +174,7 @@ def render_health(state: KernelState) -> HealthResponse:
             for workflow in state.workflows
             for run_id, silent in workflow.stalled.items()
         },
+        rate_limits={name: dict(each) for name, each in state.rate_limits.items()},
     )
 
 

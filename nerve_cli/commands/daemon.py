@@ -100,6 +100,13 @@ def status(root: RootOption = None, as_json: JsonOption = False) -> None:
         silent = health.stalled_runs.items()
         stalled = [f"{run} (silent {format_duration(round(s))})" for run, s in silent]
         say(f"stalled runs: {', '.join(stalled)} (see `nerve explain run <id>`)")
+    if health.rate_limits:
+        limits = [
+            f"{name} {each['rate']} ({each['inWindow']} in window, next free in "
+            f"{each['nextFreeInS']:g}s)"
+            for name, each in health.rate_limits.items()
+        ]
+        say(f"rate limits: {'; '.join(limits)}")
     if health.store_error:
         from ..output import warn
 

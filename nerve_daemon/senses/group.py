@@ -27,6 +27,7 @@ from anyio.abc import TaskStatus
 from nerve_core import (
     ComputeRequest,
     ComputeResult,
+    LimitRequest,
     LogType,
     Progress,
     SenseLog,
@@ -42,6 +43,7 @@ from ..supervise.policy import GroupPolicy
 from ..supervise.progress import ProgressReport
 from ..supervise.supervisor import ExitReason, Supervised, Supervisor, shut_down
 from ..supervise.worker_pool import WorkerExited, WorkerPool, WorkerProcess
+from ..timing.limits import RateLimits
 
 log = logging.getLogger("nerve")
 
@@ -87,6 +89,7 @@ class SenseGroup(Supervised):
         record: Callable[[LogRow], None],
         on_sense_log: Callable[[SenseLog, str | None], None],
         policy: GroupPolicy | None = None,
+        limits: RateLimits | None = None,
     ) -> None:
         self.name = name
         self.senses = senses
@@ -95,6 +98,7 @@ class SenseGroup(Supervised):
         self._record = record
         self._on_sense_log = on_sense_log
         self._policy = policy or GroupPolicy()
+        self._limits = limits or RateLimits()  # the kernel's, shared with every worker
         self._supervisor = Supervisor(self, pool, record, self._policy)
         self._ids = itertools.count(1)
         self._jobs_in, self._jobs_out = anyio.create_memory_object_stream[_Job](math.inf)
@@ -286,6 +290,8 @@ class SenseGroup(Supervised):
             elif isinstance(message, Progress) and message.of == head.request.sense:
                 report = ProgressReport(message.fraction, message.note, now_ms())
                 self.progress[message.of] = report
+            elif isinstance(message, LimitRequest):  # ctx.limit() in the compute running now
+                await worker.send(self._limits.grant(message))
             elif isinstance(message, ComputeResult) and message.id == head.request.id:
                 self.progress.pop(head.request.sense, None)
                 return message

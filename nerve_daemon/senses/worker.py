@@ -11,10 +11,12 @@ dead kernel leaves no orphan behind.
 from __future__ import annotations
 
 import asyncio
+import collections
 import inspect
 import os
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Awaitable, Callable
@@ -26,6 +28,8 @@ from sqlalchemy import Engine
 from nerve_core import (
     ComputeRequest,
     ComputeResult,
+    LimitGrant,
+    LimitRequest,
     Progress,
     SenseLog,
     ShutdownRequest,
@@ -42,7 +46,9 @@ from nerve_store import BlobStore, LogStore, open_sense_db, open_sense_db_readon
 from ..supervise.user_modules import load_sense_compute
 from ..supervise.worker_runtime import (
     Channel,
+    LimitError,
     ProgressPacer,
+    check_limit,
     check_payload,
     loggable,
     redirect_output,
@@ -91,6 +97,17 @@ class SenseContext:
         if self._runtime.pacer.due(self.name, value):
             self._runtime.channel.send(Progress(self.name, value, text))
 
+    def limit(self, name: str, rate: str) -> None:
+        """Wait until a call under `name` keeps within `rate` (`"30/m"`, `"10/2s"`), counted
+        across every sense and role of this daemon: at most that many calls go in any window of
+        that length. Call it just before each outside call; the wait counts toward the compute's
+        timeout."""
+        time.sleep(max(0.0, self._runtime.reserve(name, rate) - time.monotonic()))
+
+    async def limit_async(self, name: str, rate: str) -> None:
+        """`limit()` for an `async def` compute: the same count, waited for with `await`."""
+        await asyncio.sleep(max(0.0, self._runtime.reserve(name, rate) - time.monotonic()))
+
 
 class SenseRuntime:
     def __init__(self, workspace: Workspace, channel: Channel) -> None:
@@ -104,6 +121,9 @@ class SenseRuntime:
         self._peers: dict[str, Engine] = {}
         self._logs: LogStore | None = None
         self._loop: asyncio.Runner | None = None
+        self._limit_ids = 0
+        self._limit_lock = threading.Lock()  # a compute's threads may each call ctx.limit
+        self._early: collections.deque[Any] = collections.deque()  # read while awaiting a grant
 
     def load(self, senses: list[str]) -> None:
         for name in senses:
@@ -123,6 +143,24 @@ class SenseRuntime:
         if self._logs is None:
             self._logs = LogStore.open_readonly(self.workspace.logs_db)
         return self._logs
+
+    def next_message(self) -> Any:
+        """The kernel's next message, those read while awaiting a grant first."""
+        return self._early.popleft() if self._early else self.channel.receive()
+
+    def reserve(self, name: str, rate: str) -> float:
+        """Ask the kernel for the instant a call under `name` may go (time.monotonic())."""
+        checked, count, period = check_limit(name, rate)
+        with self._limit_lock:
+            self._limit_ids += 1
+            self.channel.send(LimitRequest(self._limit_ids, checked, count, period))
+            while True:  # the kernel sends computes ahead: keep them for after this one
+                message = self.channel.receive()
+                if isinstance(message, LimitGrant) and message.id == self._limit_ids:
+                    if message.error is not None:
+                        raise LimitError(message.error)
+                    return message.at
+                self._early.append(message)
 
     def compute(self, request: ComputeRequest) -> ComputeResult:
         started = time.monotonic()
@@ -187,7 +225,7 @@ def main(args: dict[str, Any], proto_fd: int, output_fd: int) -> int:
     runtime.load(list(args["senses"]))
     channel.send(WorkerReady(os.getpid(), runtime.errors))
     while True:
-        match channel.receive():
+        match runtime.next_message():
             case ComputeRequest() as request:
                 channel.send(runtime.compute(request))
             case ShutdownRequest():

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from nerve_core import WorkerMessage, decode_worker_message, encode_worker_message
+from nerve_core import WorkerMessage, decode_worker_message, encode_worker_message, parse_rate
 
 MAX_PAYLOAD_BYTES = 1 << 20
 
@@ -134,6 +134,22 @@ def _has_non_finite(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return any(_has_non_finite(item) for item in value)
     return False
+
+
+def check_limit(name: object, rate: object) -> tuple[str, int, float]:
+    """`ctx.limit(name, rate)`'s arguments, checked: (name, count, period in seconds). Raises
+    `ValueError` saying what is wrong."""
+    if not isinstance(name, str) or not 1 <= len(name) <= 200:
+        raise ValueError(f"a rate limit name is a string of 1 to 200 characters, got {name!r}")
+    parsed = parse_rate(rate)
+    if not parsed.ok:
+        raise ValueError(parsed.error)
+    count, period = parsed.value
+    return name, count, period
+
+
+class LimitError(RuntimeError):
+    """The kernel refused a `ctx.limit()` request (it says why)."""
 
 
 class ProgressPacer:

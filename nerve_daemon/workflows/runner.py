@@ -22,6 +22,7 @@ from anyio.abc import TaskGroup, TaskStatus
 from nerve_core import (
     START,
     CancelThread,
+    LimitRequest,
     LogType,
     MessageAck,
     Progress,
@@ -71,6 +72,7 @@ class WorkflowRunner(Supervised):
         self._reader = parts.reader
         self._record = parts.record
         self._policy = parts.policy
+        self._limits = parts.limits
         self._admission: Admission[Run] = Admission(config)
         self.stalls = StallWatch(name, config, self, parts.record, parts.policy.stop_timeout_s)
         self._active: dict[str, Run] = {}  # sent to a worker
@@ -358,6 +360,8 @@ class WorkflowRunner(Supervised):
                         if run is not None and run.worker is worker:
                             report = ProgressReport(message.fraction, message.note, now_ms())
                             self.progress[message.of] = report
+                    case LimitRequest():  # ctx.limit() in a role
+                        writes.start_soon(self._grant, worker, message)
                     case RunLog():
                         self._record(
                             LogRow(
@@ -373,6 +377,10 @@ class WorkflowRunner(Supervised):
                         )
                     case _:
                         log.warning("workflow %s: unexpected %s", self.name, type(message).__name__)
+
+    async def _grant(self, worker: WorkerProcess, request: LimitRequest) -> None:
+        with contextlib.suppress(WorkerExited):
+            await worker.send(self._limits.grant(request))
 
     async def _persist(self, worker: WorkerProcess, message: ThreadMessage) -> None:
         with contained(f"workflow {self.name}: a message of run {message.run_id}"):

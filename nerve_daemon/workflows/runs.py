@@ -7,7 +7,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from nerve_store import (
 
 from ..supervise.policy import GroupPolicy
 from ..supervise.worker_pool import WorkerPool, WorkerProcess
+from ..timing.limits import RateLimits
 
 
 class UnknownWorkflow(NerveError):
@@ -53,6 +54,7 @@ class RunnerParts:
     record: Callable[[LogRow], None]
     policy: GroupPolicy
     observe: Callable[[LogRow], None] | None = None
+    limits: RateLimits = field(default_factory=RateLimits)  # ctx.limit(), shared by all workers
 
 
 @dataclass

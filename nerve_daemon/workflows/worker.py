@@ -31,6 +31,8 @@ from nerve_core import (
     END,
     MAX_LINE_BYTES,
     CancelThread,
+    LimitGrant,
+    LimitRequest,
     MessageAck,
     Progress,
     RunLog,
@@ -53,8 +55,10 @@ from nerve_store import BlobStore, open_sense_db_readonly
 
 from ..supervise.user_modules import load_workflow_definition
 from ..supervise.worker_runtime import (
+    LimitError,
     ProgressPacer,
     QuietSocket,
+    check_limit,
     check_payload,
     loggable,
     redirect_output,
@@ -93,6 +97,19 @@ class RoleContext:
         if self._runtime.pacer.due(self.run_id, value):
             self._runtime.post(Progress(self.run_id, value, text))
 
+    def limit(self, name: str, rate: str) -> None:
+        """Wait until a call under `name` keeps within `rate` (`"30/m"`, `"10/2s"`), counted
+        across every sense and role of this daemon. For a `def` role; an `async def` one awaits
+        `limit_async()` instead (this would block every run of the worker)."""
+        if threading.get_ident() == self._runtime.loop_thread:
+            raise RuntimeError("ctx.limit() would block the loop: use await ctx.limit_async()")
+        at = anyio.from_thread.run(self._runtime.reserve, name, rate, token=self._runtime.token)
+        time.sleep(max(0.0, at - time.monotonic()))
+
+    async def limit_async(self, name: str, rate: str) -> None:
+        """`limit()` for an `async def` role: the same count, waited for with `await`."""
+        await anyio.sleep(max(0.0, await self._runtime.reserve(name, rate) - time.monotonic()))
+
 
 class WorkflowRuntime:
     def __init__(self, workspace: Workspace, name: str, token: EventLoopToken) -> None:
@@ -109,8 +126,10 @@ class WorkflowRuntime:
         self._outbox_in, self._outbox_out = anyio.create_memory_object_stream[WorkerMessage](
             math.inf
         )
-        self._loop_thread = threading.get_ident()
-        self._token = token
+        self._grants: dict[int, tuple[anyio.Event, list[LimitGrant]]] = {}
+        self._limit_ids = 0
+        self.loop_thread = threading.get_ident()
+        self.token = token
 
     def load(self) -> None:
         try:
@@ -127,10 +146,10 @@ class WorkflowRuntime:
 
     def post(self, message: WorkerMessage) -> None:
         """Queue a message to the kernel, from the loop or from a role's thread."""
-        if threading.get_ident() == self._loop_thread:
+        if threading.get_ident() == self.loop_thread:
             self._outbox_in.send_nowait(message)
         else:
-            anyio.from_thread.run_sync(self._outbox_in.send_nowait, message, token=self._token)
+            anyio.from_thread.run_sync(self._outbox_in.send_nowait, message, token=self.token)
 
     async def send_loop(self, stream: UNIXSocketStream) -> None:
         async for message in self._outbox_out:
@@ -140,6 +159,28 @@ class WorkflowRuntime:
         event = self._acks.pop((ack.run_id, ack.round), None)
         if event is not None:
             event.set()
+
+    async def reserve(self, name: str, rate: str) -> float:
+        """Ask the kernel for the instant a call under `name` may go (time.monotonic())."""
+        checked, count, period = check_limit(name, rate)
+        self._limit_ids += 1
+        key = self._limit_ids
+        event, box = self._grants[key] = (anyio.Event(), [])
+        self.post(LimitRequest(key, checked, count, period))
+        try:
+            await event.wait()
+        finally:
+            self._grants.pop(key, None)
+        grant = box[0]
+        if grant.error is not None:
+            raise LimitError(grant.error)
+        return grant.at
+
+    def granted(self, grant: LimitGrant) -> None:
+        waiting = self._grants.get(grant.id)
+        if waiting is not None:
+            waiting[1].append(grant)
+            waiting[0].set()
 
     def cancel(self, run_id: str) -> None:
         scope = self._scopes.get(run_id)
@@ -262,6 +303,8 @@ async def serve(args: dict[str, Any], proto_fd: int) -> int:
                     group.start_soon(runtime.run_thread, start)
                 case MessageAck() as ack:
                     runtime.acknowledged(ack)
+                case LimitGrant() as grant:
+                    runtime.granted(grant)
                 case CancelThread(run_id=run_id):
                     runtime.cancel(run_id)
                 case ShutdownRequest():
