@@ -31,6 +31,7 @@ types: $(STAMP)
 # Real tools the tests drive, installed when missing (a fresh machine has only python3).
 tools:
 	@command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace >/dev/null)
+	@command -v faketime >/dev/null || (apt-get update -qq && apt-get install -y -qq faketime >/dev/null)
 
 # Four workers on two cores: most tests wait on processes (sleeps, workers, the daemon), so the
 # suite takes about a third as long as one worker.
