@@ -128,6 +128,7 @@ class LimitRequest:
     name: str
     count: int
     period_s: float
+    of: str = ""  # the sense computing, or the run, that asks (shown while it waits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,8 +236,15 @@ def encode_worker_message(message: WorkerMessage) -> bytes:
             }
         case Progress(of=of, fraction=fraction, note=note):
             data = {"t": "progress", "of": of, "fraction": fraction, "note": note}
-        case LimitRequest(id=id_, name=name, count=count, period_s=period):
-            data = {"t": "limit", "id": id_, "name": name, "count": count, "period": period}
+        case LimitRequest(id=id_, name=name, count=count, period_s=period, of=of):
+            data = {
+                "t": "limit",
+                "id": id_,
+                "name": name,
+                "count": count,
+                "period": period,
+                "of": of,
+            }
         case LimitGrant(id=id_, at=at, error=error):
             data = {"t": "grant", "id": id_, "at": at, "error": error}
         case RunLog(run_id=run_id, level=level, message=text, fields=fields):
@@ -308,7 +316,13 @@ def decode_worker_message(line: bytes) -> Result[WorkerMessage, str]:
             return ok(Progress(str(data["of"]), fraction, note))
         if kind == "limit":
             return ok(
-                LimitRequest(int(data["id"]), str(data["name"]), data["count"], data["period"])
+                LimitRequest(
+                    int(data["id"]),
+                    str(data["name"]),
+                    data["count"],
+                    data["period"],
+                    str(data.get("of", "")),
+                )
             )
         if kind == "grant":
             return ok(LimitGrant(int(data["id"]), float(data["at"]), data["error"]))

@@ -52,6 +52,7 @@ class SenseView:
     stats: SenseStats
     decisions: Mapping[Reason, int] = field(default_factory=dict)  # the ledger's counts
     progress: ProgressReport | None = None  # what its compute in flight last said
+    rate_limited: tuple[str, int] | None = None  # ctx.limit() name it waits for, until (ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,7 @@ def snapshot(parts: Parts) -> KernelState:
                 stats=parts.stats.get(name) or SenseStats(),
                 decisions=decisions,
                 progress=None if group is None else group.progress.get(name),
+                rate_limited=None if parts.limits is None else parts.limits.waiting_of(name),
             )
         )
     workflows = tuple(

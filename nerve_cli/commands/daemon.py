@@ -102,8 +102,8 @@ def status(root: RootOption = None, as_json: JsonOption = False) -> None:
         say(f"stalled runs: {', '.join(stalled)} (see `nerve explain run <id>`)")
     if health.rate_limits:
         limits = [
-            f"{name} {each['rate']} ({each['inWindow']} in window, next free in "
-            f"{each['nextFreeInS']:g}s)"
+            f"{name} {each['rate']} ({each['inWindow']} in window, {each['waiting']} waiting, "
+            f"next free in {each['nextFreeInS']:g}s)"
             for name, each in health.rate_limits.items()
         ]
         say(f"rate limits: {'; '.join(limits)}")

@@ -179,6 +179,9 @@ def _render_sense(doc: dict[str, Any]) -> None:
         line = f"  computing now: trigger {running['trigger']} ({running['kind']})"
         if "progress" in running:
             line += f", {_percent(running['progress'])}"
+        if "rateLimit" in running:
+            limit = running["rateLimit"]
+            line += f", waiting in ctx.limit({limit['name']!r}) until {format_ts(limit['until'])}"
         say(line)
     if "pending" in now:
         say(f"  pending: trigger {now['pending']['trigger']} ({now['pending']['kind']})")

@@ -15,9 +15,11 @@ from .sense import LiveSense
 def live_sense(sense: SenseView, scheduler: ReflexScheduler | None, ledger: Ledger) -> LiveSense:
     counts = {str(reason): count for reason, count in sense.decisions.items()}
     progress = None if sense.progress is None else sense.progress.as_dict()
+    limited = sense.rate_limited
+    rate_limit = None if limited is None else {"name": limited[0], "until": limited[1]}
     schedule = None if scheduler is None else scheduler.view(sense.name)
     if scheduler is None or schedule is None:
-        return LiveSense(state=sense.state, counts=counts, progress=progress)
+        return LiveSense(state=sense.state, counts=counts, progress=progress, rate_limit=rate_limit)
     now, clock = now_ms(), scheduler.now()
 
     def wall(at: float | None) -> int | None:
@@ -35,4 +37,5 @@ def live_sense(sense: SenseView, scheduler: ReflexScheduler | None, ledger: Ledg
         counts=counts,
         last_run_at=sense.stats.last_run_at,
         progress=progress,
+        rate_limit=rate_limit,
     )

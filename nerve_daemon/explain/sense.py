@@ -32,6 +32,7 @@ class LiveSense:
     last_run_at: int | None = None
     progress: dict[str, object] | None = None  # what its compute in flight last reported
     delayed: tuple[tuple[str, int], ...] = ()  # its delayed triggers: (timer id, due)
+    rate_limit: dict[str, Any] | None = None  # {name, until}: the ctx.limit() its compute awaits
 
 
 def explain_sense(
@@ -78,6 +79,8 @@ def _now(live: LiveSense) -> dict[str, Any]:
         now["running"] = live.running.as_dict()
         if live.progress is not None:
             now["running"]["progress"] = live.progress
+        if live.rate_limit is not None:
+            now["running"]["rateLimit"] = live.rate_limit
     if live.pending is not None:
         now["pending"] = live.pending.as_dict()
     if live.throttle_until is not None:
@@ -176,6 +179,11 @@ def _blockers(config: NerveConfig, name: str, live: LiveSense | None, state: str
                 f"a compute is in flight since {at(live.running.at)}"
                 f" (trigger {live.running.trigger})"
             )
+            if live.rate_limit is not None:
+                found.append(
+                    f"its compute waits in ctx.limit({live.rate_limit['name']!r}) until "
+                    f"{at(live.rate_limit['until'])}: the rate allows no call sooner"
+                )
         if live.pending is not None and live.throttle_until is not None:
             found.append(
                 f"throttled: trigger {live.pending.trigger} computes at "

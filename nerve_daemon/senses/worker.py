@@ -102,11 +102,12 @@ class SenseContext:
         across every sense and role of this daemon: at most that many calls go in any window of
         that length. Call it just before each outside call; the wait counts toward the compute's
         timeout."""
-        time.sleep(max(0.0, self._runtime.reserve(name, rate) - time.monotonic()))
+        time.sleep(max(0.0, self._runtime.reserve(name, rate, self.name) - time.monotonic()))
 
     async def limit_async(self, name: str, rate: str) -> None:
         """`limit()` for an `async def` compute: the same count, waited for with `await`."""
-        await asyncio.sleep(max(0.0, self._runtime.reserve(name, rate) - time.monotonic()))
+        at = self._runtime.reserve(name, rate, self.name)
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
 
 
 class SenseRuntime:
@@ -148,12 +149,12 @@ class SenseRuntime:
         """The kernel's next message, those read while awaiting a grant first."""
         return self._early.popleft() if self._early else self.channel.receive()
 
-    def reserve(self, name: str, rate: str) -> float:
+    def reserve(self, name: str, rate: str, of: str) -> float:
         """Ask the kernel for the instant a call under `name` may go (time.monotonic())."""
         checked, count, period = check_limit(name, rate)
         with self._limit_lock:
             self._limit_ids += 1
-            self.channel.send(LimitRequest(self._limit_ids, checked, count, period))
+            self.channel.send(LimitRequest(self._limit_ids, checked, count, period, of))
             while True:  # the kernel sends computes ahead: keep them for after this one
                 message = self.channel.receive()
                 if isinstance(message, LimitGrant) and message.id == self._limit_ids:

@@ -24,19 +24,26 @@ from nerve_core._durations import MAX_DURATION_S, format_duration
 
 MAX_NAMES = 10_000  # limit names kept at once: a worker inventing names cannot grow the kernel
 MAX_NAME_CHARS = 200
+MAX_WAITERS = 10_000  # who waits is kept for this many callers at most (past grants swept first)
 
 
 @dataclass
 class _Window:
     count: int
     period_s: float
-    grants: collections.deque[float]  # granted instants, oldest first, the last `count` at most
+    grants: collections.deque[float]  # granted instants in the window or ahead, oldest first
 
 
 class RateLimits:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self._clock = clock
+        self._wall = wall
         self._windows: dict[str, _Window] = {}
+        self._waiting: dict[str, tuple[str, float]] = {}  # who asked → (name, granted instant)
 
     def grant(self, request: LimitRequest) -> LimitGrant:
         """The kernel's answer to a worker's `ctx.limit()`. A request no worker of ours would
@@ -48,7 +55,28 @@ class RateLimits:
                 problem = f"more than {MAX_NAMES} rate limit names are in use"
         if problem is not None:
             return LimitGrant(request.id, 0.0, problem)
-        return LimitGrant(request.id, self.reserve(request.name, request.count, request.period_s))
+        at = self.reserve(request.name, request.count, request.period_s)
+        if request.of and at > self._clock():
+            if len(self._waiting) >= MAX_WAITERS:
+                self._sweep()
+            if len(self._waiting) < MAX_WAITERS:
+                self._waiting[request.of] = (request.name, at)
+        return LimitGrant(request.id, at)
+
+    def waiting_of(self, of: str) -> tuple[str, int] | None:
+        """The limit `of` (a sense or a run) waits for now, and until when (wall clock, ms)."""
+        found = self._waiting.get(of)
+        now = self._clock()
+        if found is None or found[1] <= now:
+            self._waiting.pop(of, None)
+            return None
+        name, at = found
+        return name, round((self._wall() + at - now) * 1000)
+
+    def _sweep(self) -> None:
+        now = self._clock()
+        for of in [of for of, (_, at) in self._waiting.items() if at <= now]:
+            del self._waiting[of]
 
     def reserve(self, name: str, count: int, period_s: float) -> float:
         """The first instant, now or later, at which a call under `name` keeps at most `count`
@@ -60,35 +88,32 @@ class RateLimits:
         window.count, window.period_s = count, period_s
         grants = window.grants
         while grants and grants[0] <= now - period_s:
-            grants.popleft()
-        while len(grants) >= count + 1:  # the rate was lowered: only the last `count` matter
-            grants.popleft()
+            grants.popleft()  # left the window: it constrains no call from now on
         at = now
         if len(grants) >= count:
             at = max(at, grants[-count] + period_s)
         if grants:
             at = max(at, grants[-1])  # in request order, even across a change of rate
         grants.append(at)
-        if len(grants) > count:
-            grants.popleft()
         return at
 
     def describe(self) -> dict[str, dict[str, object]]:
-        """Each name in use: its rate, the grants in the window now, and the seconds until the
-        next call could go (0 when one could go at once)."""
+        """Each name in use: its rate, the calls gone in the window now, the seconds until the
+        next call could go (0 when one could go at once), and the callers waiting for theirs."""
         now = self._clock()
         result: dict[str, dict[str, object]] = {}
         for name, window in sorted(self._windows.items()):
-            inside = [at for at in window.grants if at > now - window.period_s]
+            kept = [at for at in window.grants if at > now - window.period_s]
             free_at = now
-            if len(inside) >= window.count:
-                free_at = inside[-window.count] + window.period_s
-            if inside:
-                free_at = max(free_at, inside[-1])
+            if len(kept) >= window.count:
+                free_at = kept[-window.count] + window.period_s
+            if kept:
+                free_at = max(free_at, kept[-1])
             result[name] = {
                 "rate": f"{window.count}/{format_duration(window.period_s)}",
-                "inWindow": len(inside),
+                "inWindow": sum(1 for at in kept if at <= now),
                 "nextFreeInS": round(max(0.0, free_at - now), 3),
+                "waiting": sum(1 for at in kept if at > now),
             }
         return result
 

@@ -103,12 +103,14 @@ class RoleContext:
         `limit_async()` instead (this would block every run of the worker)."""
         if threading.get_ident() == self._runtime.loop_thread:
             raise RuntimeError("ctx.limit() would block the loop: use await ctx.limit_async()")
-        at = anyio.from_thread.run(self._runtime.reserve, name, rate, token=self._runtime.token)
+        runtime = self._runtime
+        at = anyio.from_thread.run(runtime.reserve, name, rate, self.run_id, token=runtime.token)
         time.sleep(max(0.0, at - time.monotonic()))
 
     async def limit_async(self, name: str, rate: str) -> None:
         """`limit()` for an `async def` role: the same count, waited for with `await`."""
-        await anyio.sleep(max(0.0, await self._runtime.reserve(name, rate) - time.monotonic()))
+        at = await self._runtime.reserve(name, rate, self.run_id)
+        await anyio.sleep(max(0.0, at - time.monotonic()))
 
 
 class WorkflowRuntime:
@@ -160,13 +162,13 @@ class WorkflowRuntime:
         if event is not None:
             event.set()
 
-    async def reserve(self, name: str, rate: str) -> float:
+    async def reserve(self, name: str, rate: str, of: str) -> float:
         """Ask the kernel for the instant a call under `name` may go (time.monotonic())."""
         checked, count, period = check_limit(name, rate)
         self._limit_ids += 1
         key = self._limit_ids
         event, box = self._grants[key] = (anyio.Event(), [])
-        self.post(LimitRequest(key, checked, count, period))
+        self.post(LimitRequest(key, checked, count, period, of))
         try:
             await event.wait()
         finally:

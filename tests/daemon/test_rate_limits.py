@@ -189,8 +189,22 @@ def test_another_name_has_its_own_window_and_a_new_rate_applies_at_once() -> Non
     # Lowered to one a minute: the next waits a minute after the last grant.
     assert limits.reserve("a", 1, 60.0) == 1070.0
     described = limits.describe()
-    assert described["a"] == {"rate": "1/1m", "inWindow": 1, "nextFreeInS": 130.0}
+    # One call gone (at 1000), two granted ahead (1010, 1070); a new one would go at 1130.
+    assert described["a"] == {"rate": "1/1m", "inWindow": 1, "nextFreeInS": 130.0, "waiting": 2}
     assert described["b"]["nextFreeInS"] == 10.0
+
+
+def test_who_waits_for_a_grant_is_known_until_its_instant() -> None:
+    clock = Clock()
+    limits = RateLimits(clock, wall=lambda: 1_700_000_000.0 + clock.now)
+    assert limits.grant(LimitRequest(1, "api", 1, 30.0, of="fetcher")).at == 1000.0
+    assert limits.waiting_of("fetcher") is None  # it went at once
+    assert limits.grant(LimitRequest(2, "api", 1, 30.0, of="poller")).at == 1030.0
+    assert limits.waiting_of("poller") == ("api", (1_700_000_000 + 1030) * 1000)
+    assert limits.describe()["api"]["waiting"] == 1
+    clock.now = 1030.0  # its instant came: it waits no more
+    assert limits.waiting_of("poller") is None
+    assert limits.describe()["api"]["waiting"] == 0
 
 
 @pytest.mark.parametrize(
@@ -230,7 +244,12 @@ def test_names_are_bounded_and_idle_ones_make_room() -> None:
 
 
 @pytest.mark.parametrize(
-    "message", [LimitRequest(3, "github", 30, 60.0), LimitGrant(3, 12.5), LimitGrant(4, 0.0, "no")]
+    "message",
+    [
+        LimitRequest(3, "github", 30, 60.0, "fetcher"),
+        LimitGrant(3, 12.5),
+        LimitGrant(4, 0.0, "no"),
+    ],
 )
 def test_limit_messages_round_trip(message: LimitRequest | LimitGrant) -> None:
     decoded = decode_worker_message(encode_worker_message(message))

@@ -1,9 +1,12 @@
 """A rate limit as a user sees it: `nerve status` shows each name in use, its rate, the calls in
-its window and how long the next call would wait; `--json` carries the same as `rateLimits`."""
+its window, how long the next call would wait and who waits; `--json` carries the same as
+`rateLimits`; `nerve explain sense` says its compute waits in `ctx.limit()` and until when."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Callable
 
@@ -15,13 +18,14 @@ from .conftest import scratch_folder
 
 pytestmark = pytest.mark.slow
 
-# One call an hour: the first goes at once, then the window is full for an hour.
+# One call an hour: the first goes at once, the second waits an hour.
 HOURLY = """
 from pathlib import Path
 
 def compute(ctx):
     ctx.limit("ticketing", "1/h")
     (Path(__file__).parent / "called").touch()
+    ctx.limit("ticketing", "1/h")
 """
 
 
@@ -34,15 +38,37 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30) -> None:
 
 def test_status_shows_the_rate_limits_in_use() -> None:
     with scratch_folder() as folder:
-        root = build_workspace(folder / "ws", "senses:\n  opener: {}\n", {"opener": HOURLY})
+        config = "senses:\n  opener: {timeout: 2h}\n"
+        root = build_workspace(folder / "ws", config, {"opener": HOURLY})
         assert run_nerve("start", cwd=root).code == 0
         assert run_nerve("sense", "trigger", "opener", cwd=root).code == 0
         wait_for((root / "senses/opener/called").exists)
         status = json.loads(run_nerve("status", "--json", cwd=root).out)
+
+        def explained() -> dict[str, object]:
+            done = run_nerve("explain", "sense", "opener", "--json", cwd=root)
+            assert done.code == 0, done.err
+            return dict(json.loads(done.out)["now"].get("running", {}))
+
+        wait_for(lambda: "rateLimit" in explained())
+        waits = explained()["rateLimit"]
+        assert isinstance(waits, dict)
+        assert waits["name"] == "ticketing"
+        assert 3500 < waits["until"] / 1000 - time.time() <= 3600
+        said = run_nerve("explain", "sense", "opener", cwd=root).out
+        assert "waiting in ctx.limit('ticketing') until " in said
+        assert (
+            "its compute waits in ctx.limit('ticketing') until "
+            in run_nerve("explain", "sense", "opener", "--why-not", cwd=root).out
+        )
+
+        status = json.loads(run_nerve("status", "--json", cwd=root).out)
         limit = status["rateLimits"]["ticketing"]
         assert limit["rate"] == "1/1h"
-        assert limit["inWindow"] == 1
-        assert 3500 < limit["nextFreeInS"] <= 3600
+        assert limit["inWindow"] == 1  # the second call's grant lies an hour ahead
+        assert limit["waiting"] == 1
+        assert 7100 < limit["nextFreeInS"] <= 7200  # a third call would wait for both
         shown = run_nerve("status", cwd=root).out
-        assert "rate limits: ticketing 1/1h (1 in window, next free in 3" in shown
-        assert run_nerve("stop", cwd=root).code == 0
+        assert "rate limits: ticketing 1/1h (1 in window, 1 waiting, next free in 7" in shown
+        # The compute waits an hour: not a test's to wait for.
+        os.kill(int((root / "nerve.pid").read_text()), signal.SIGKILL)
