@@ -558,8 +558,9 @@ class Kernel:
     def _decided(
         self, sense: str, trigger: Trigger, decision: Decision, replaced: Trigger | None
     ) -> None:
-        """A scheduler decision, into the ledger (with when a held trigger computes)."""
-        with contained(f"sense {sense}: noting a decision"):
+        """A scheduler decision, into the ledger (with when a held trigger computes). On the path
+        of every tick: a thousand cron ticks at one instant go through it in one pass."""
+        try:
             until = None
             waits = decision in (Decision.THROTTLED, Decision.HELD_BY_GRACE)
             schedule = None
@@ -570,6 +571,8 @@ class Kernel:
                 if wait is not None:
                     until = now_ms() + round((wait - self._scheduler.now()) * 1000)
             self.ledger.decided(sense, trigger, decision, replaced, until)
+        except Exception:  # contained: a decision not noted must not stop the scheduler
+            log.exception("sense %s: noting a decision failed unexpectedly; nerve goes on", sense)
 
     def _record(self, row: LogRow) -> None:
         if row.ts is None:

@@ -278,8 +278,9 @@ class ReflexScheduler:
         state = self._states.get(sense)
         if self._closing or state is None:
             return None
-        now = self._clock.now()
-        if self._start is None or now < self._start + state.grace:
+        if not state.started and (
+            self._start is None or self._clock.now() < self._start + state.grace
+        ):
             decision = Decision.HELD_BY_GRACE
         elif state.running is not None or state.pending is not None:
             decision = Decision.COALESCED
@@ -294,7 +295,7 @@ class ReflexScheduler:
 
     def _throttled(self, state: _SenseState) -> bool:
         last = state.last_start
-        return last is not None and self._clock.now() < last + state.throttle
+        return last is not None and state.throttle > 0 and self._clock.now() < last + state.throttle
 
     def _ended(self, state: _SenseState) -> bool:
         return self._closing or state.removed

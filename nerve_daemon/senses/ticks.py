@@ -4,12 +4,14 @@ An interval loop finds its epoch-anchored grid on the wall clock once, then keep
 monotonic clock: a wall clock set forward or back under a running daemon does not move its
 ticks. A cron loop follows the wall clock (the calendar is the point), looking at it again at
 least every minute: set forward past a tick, it fires once; set back, it never fires a tick it has
-fired already. Either skips the ticks it missed while the loop was late (no burst); `catch_up`
+fired already. Cron ticks wait on one `WallWheel`, so the many due at one instant fire in one
+pass. Either skips the ticks it missed while the loop was late (no burst); `catch_up`
 is for ticks missed while the daemon was down, decided once at start (`startup_triggers`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 
@@ -19,9 +21,10 @@ from anyio.abc import TaskGroup
 from nerve_core import CatchUp, NerveConfig, ReflexConfig, TriggerKind
 from nerve_core._durations import format_duration
 
-from ..timing.clock import Clock, sleep_until_wall
+from ..timing.clock import Clock
 from ..timing.grids import MAX_CATCH_UP, CronGrid, Grid, IntervalGrid, jitter, timers_of
 from ..timing.marks import MarkBuffer, tick_key
+from ..timing.wheel import WallWheel
 
 Request = Callable[[str, TriggerKind, float], None]  # (sense, kind, the tick's wall time)
 
@@ -32,9 +35,14 @@ class Ticks:
         self._marks = marks
         self._request = request
         self._scopes: dict[str, anyio.CancelScope] = {}
+        self._wheel = WallWheel(clock, marks.together)
+        self._wheel_turns = False
         self.next: dict[str, dict[str, float]] = {}  # sense → grid key → next tick (monotonic)
 
     def start(self, group: TaskGroup, config: NerveConfig, senses: Iterable[str]) -> None:
+        if not self._wheel_turns:
+            self._wheel_turns = True
+            group.start_soon(self._wheel.run)
         for sense in senses:
             timers = timers_of(config, sense)
             if timers:
@@ -55,25 +63,30 @@ class Ticks:
 
     async def _loop(self, sense: str, reflex: ReflexConfig, grid: Grid) -> None:
         clock, upcoming = self._clock, self.next.setdefault(sense, {})
+        key = grid.key  # (a cron grid's key parses its expression: once, not at every tick)
+        fire = functools.partial(self._fire, sense, grid.kind, key, grid.period)
         wall = clock.wall()
         tick = grid.next_after(wall)
         on_time = clock.now() + (tick - wall)  # where an interval tick falls on the monotonic clock
         while True:
             delay = jitter(sense, grid, tick, reflex.jitter)
             if isinstance(grid, IntervalGrid):  # on the monotonic clock from here on
-                upcoming[grid.key] = on_time + delay
+                upcoming[key] = on_time + delay
                 await clock.sleep_until(on_time + delay)
+                fire(tick)
             else:
-                upcoming[grid.key] = clock.now() + (tick + delay - clock.wall())
-                await sleep_until_wall(clock, tick + delay)
-            self._request(sense, grid.kind, tick)
-            self._marks.tick(sense, grid.key, grid.period, tick)
+                upcoming[key] = clock.now() + (tick + delay - clock.wall())
+                await self._wheel.at(tick + delay, functools.partial(fire, tick))
             if isinstance(grid, IntervalGrid):  # skip the ticks it was late for, not burst
                 steps = max(1, math.ceil((clock.now() - on_time) / grid.interval))
                 on_time += steps * grid.interval
                 tick += steps * grid.interval
             else:
                 tick = grid.next_after(max(tick, clock.wall()))
+
+    def _fire(self, sense: str, kind: TriggerKind, key: str, period: float, tick: float) -> None:
+        self._request(sense, kind, tick)
+        self._marks.tick(sense, key, period, tick)
 
 
 def startup_triggers(

@@ -6,11 +6,14 @@ inside its throttle window).
 A mark that matters at the second is written at once: a throttle start, and a tick of a timer 10 s
 apart or more. Ticks of faster timers are kept in memory and written together once a second (a
 kill loses at most that second: those ticks count as missed, and `catch_up: last` computes once).
+Timers firing together (`together()`) write their urgent marks as one row set at the end: a
+thousand posts to the writer's thread, each waking it, would make the last timer late.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 
 import anyio
 
@@ -33,6 +36,7 @@ class MarkBuffer:
         self._post = post
         self.known = dict(marks)  # as read at start, then as noted
         self._dirty: dict[str, int] = {}
+        self._together: dict[str, int] | None = None  # urgent marks held by `together()`
 
     def tick(self, sense: str, grid_key: str, period: float, wall: float) -> None:
         self._note(tick_key(sense, grid_key), wall, urgent=period >= URGENT_PERIOD_S)
@@ -43,10 +47,26 @@ class MarkBuffer:
     def _note(self, key: str, wall: float, *, urgent: bool) -> None:
         at = round(wall * 1000)
         self.known[key] = at
-        if urgent:
+        if urgent and self._together is not None:
+            self._together[key] = at
+        elif urgent:
             self._post(SetMarks({key: at}))
         else:
             self._dirty[key] = at
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Urgent marks noted inside are written as one, when it ends."""
+        if self._together is not None:  # already inside: the outer one writes them
+            yield
+            return
+        self._together = {}
+        try:
+            yield
+        finally:
+            held, self._together = self._together, None
+            if held:
+                self._post(SetMarks(held))
 
     def flush(self) -> None:
         if self._dirty:
