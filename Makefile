@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint types unit tools faults soak bench bench-quick clean
+.PHONY: run test lint types unit tools faults soak mutate bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ faults: $(STAMP) tools
 
 soak: $(STAMP)
 	NERVE_FULL=1 $(BIN)/pytest tests/reliability/test_soak.py
+
+# Break each promise of tests/mutation/catalogue.py in turn and see whether its tests notice
+# (in place: the files it mutates must be committed). Prints the table; fails if one survives.
+mutate: $(STAMP) tools
+	$(BIN)/python tests/mutation/run.py
 
 # Benchmarks, each against its baseline in the same run; the table goes to BENCHMARKS.md and the
 # figures to bench/results/<timestamp>.json. `make bench` takes under 10 minutes, bench-quick 2.

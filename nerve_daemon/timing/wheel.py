@@ -69,6 +69,7 @@ class WallWheel:
                     await clock.sleep_until(clock.now() + min(remaining, WALL_RECHECK_S))
                 self._sleep = None
                 continue
+            fired: list[anyio.Event] = []
             with self._around():
                 while self._instants and self._instants[0] <= wall:
                     for fire, done in self._due.pop(heapq.heappop(self._instants), []):
@@ -76,4 +77,6 @@ class WallWheel:
                             fire()
                         except Exception:  # one timer's failure must not stop the others
                             log.exception("a timer failed as it fired")
-                        done.set()
+                        fired.append(done)
+            for done in fired:  # their tasks go on once every timer due has fired
+                done.set()

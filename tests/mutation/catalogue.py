@@ -1,0 +1,339 @@
+"""The promises `run.py` breaks, one at a time: where, how, and the tests that should notice.
+
+`old` must occur exactly once in `path`. `durability` marks the promises users rely on most
+(commit before acknowledgement, before the next round, resume, queued runs kept): none of those
+may survive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str  # the promise, in a few words
+    what: str  # the mutation, in a few words
+    path: str
+    old: str
+    new: str
+    tests: list[str]
+    durability: bool = False
+
+
+WRITER = "nerve_store/log_writer.py"
+BLOBS = "nerve_store/blobs.py"
+SQLITE = "nerve_store/_sqlite.py"
+ARCHIVE = "nerve_store/archive.py"
+IPC = "nerve_daemon/control/ipc.py"
+SCHEDULER = "nerve_daemon/senses/scheduler.py"
+GROUP = "nerve_daemon/senses/group.py"
+RUNNER = "nerve_daemon/workflows/runner.py"
+ADMISSION = "nerve_daemon/workflows/admission.py"
+WORKER = "nerve_daemon/workflows/worker.py"
+DELAYED = "nerve_daemon/timing/delayed.py"
+LIMITS = "nerve_daemon/timing/limits.py"
+
+MUTATIONS = [
+    # -- the log writer ------------------------------------------------------------------------
+    Mutation(
+        "log writer: acknowledged only after commit",
+        "waiters woken before the batch is applied",
+        WRITER,
+        "        try:\n            self._apply_until_writable([pending.op for pending in batch])",
+        "        self._wake([p.event for p in batch if p.event is not None])\n"
+        "        try:\n            self._apply_until_writable([pending.op for pending in batch])",
+        ["tests/store/test_log_writer.py"],
+        durability=True,
+    ),
+    Mutation(
+        "log writer: one bad write fails alone",
+        "every write of a failing batch failed",
+        WRITER,
+        "                for pending in batch:  # isolate the failing operation(s)\n"
+        "                    try:\n"
+        "                        self._apply_until_writable([pending.op])",
+        "                for pending in batch:  # isolate the failing operation(s)\n"
+        "                    try:\n"
+        "                        raise exc",
+        ["tests/store/test_log_writer.py"],
+        durability=True,
+    ),
+    Mutation(
+        "log writer: an unwritable store stalls, it does not fail writes",
+        "a full disk fails the batch",
+        WRITER,
+        "                if not store_unavailable(exc):\n                    raise",
+        "                if True:\n                    raise",
+        ["tests/store/test_log_writer.py"],
+        durability=True,
+    ),
+    Mutation(
+        "log writer: only posted rows are dropped while stalled",
+        "a write someone waits for is dropped past max_held",
+        WRITER,
+        "            and pending.future is None\n",
+        "",
+        ["tests/store/test_log_writer.py"],
+        durability=True,
+    ),
+    # -- the blob store ------------------------------------------------------------------------
+    Mutation(
+        "blobs: a read verifies the digest",
+        "the digest check skipped",
+        BLOBS,
+        "        if actual != digest:",
+        "        if False:",
+        ["tests/store/test_blobs.py"],
+    ),
+    Mutation(
+        "blobs: no input names a file outside the store",
+        "the digest pattern matched as a prefix",
+        BLOBS,
+        "not _DIGEST.fullmatch(digest)",
+        "not _DIGEST.match(digest)",
+        ["tests/store/test_blobs.py"],
+    ),
+    Mutation(
+        "blobs: a failed write leaves no temp file",
+        "the temp file kept on failure",
+        BLOBS,
+        "            Path(temp).unlink(missing_ok=True)\n",
+        "",
+        ["tests/store/test_blobs.py", "tests/reliability/test_resources.py"],
+    ),
+    Mutation(
+        "blobs: a blob is fsynced before it is renamed into place",
+        "the fsync removed",
+        BLOBS,
+        "                os.fsync(out.fileno())\n",
+        "",
+        ["tests/store/test_blobs.py"],
+        durability=True,
+    ),
+    # -- the read-only authorizer --------------------------------------------------------------
+    Mutation(
+        "authorizer: a read-only handle cannot insert",
+        "INSERT allowed",
+        SQLITE,
+        "    sqlite3.SQLITE_RECURSIVE,\n}",
+        "    sqlite3.SQLITE_RECURSIVE,\n    sqlite3.SQLITE_INSERT,\n}",
+        ["tests/store/test_sense_db.py", "tests/store/test_log_store.py"],
+    ),
+    Mutation(
+        "authorizer: a PRAGMA that sets is refused",
+        "a PRAGMA with an argument allowed",
+        SQLITE,
+        "(pragma in _READ_PRAGMAS and arg2 is None)",
+        "(pragma in _READ_PRAGMAS)",
+        ["tests/store/test_sense_db.py", "tests/store/test_log_store.py"],
+    ),
+    Mutation(
+        "authorizer: installed on every read-only connection",
+        "no authorizer (mode=ro and query_only remain)",
+        SQLITE,
+        "        connection.set_authorizer(_authorize_read)\n",
+        "",
+        ["tests/store/test_sense_db.py", "tests/store/test_log_store.py"],
+    ),
+    # -- the archive ---------------------------------------------------------------------------
+    Mutation(
+        "archive: only complete UTC days before the cutoff",
+        "the cutoff not rounded down to its day",
+        ARCHIVE,
+        "    boundary = cutoff_ms - cutoff_ms % DAY_MS\n",
+        "    boundary = cutoff_ms\n",
+        ["tests/store/test_archive.py"],
+        durability=True,
+    ),
+    Mutation(
+        "archive: a re-run never duplicates a row",
+        "rows the day's file holds written again",
+        ARCHIVE,
+        "            if row.id in held:\n                continue\n",
+        "",
+        ["tests/store/test_archive.py"],
+        durability=True,
+    ),
+    Mutation(
+        "archive: the day's file is fsynced before the rows are deleted",
+        "the file's fsync removed",
+        ARCHIVE,
+        "        out.flush()\n        os.fsync(out.fileno())\n",
+        "        out.flush()\n",
+        ["tests/store/test_archive.py"],
+        durability=True,
+    ),
+    # -- the IPC server ------------------------------------------------------------------------
+    Mutation(
+        "IPC: a request line is limited to 1 MiB",
+        "the server reads lines of 16 MiB",
+        IPC,
+        'line = await reader.receive_until(b"\\n", MAX_LINE_BYTES)',
+        'line = await reader.receive_until(b"\\n", MAX_LINE_BYTES * 16)',
+        ["tests/daemon/test_daemon_ipc.py"],
+    ),
+    Mutation(
+        "IPC: a request that fails unexpectedly is answered, the daemon goes on",
+        "the catch-all removed",
+        IPC,
+        '        except Exception as exc:\n            log.exception("the %s request failed',
+        '        except ZeroDivisionError as exc:\n            log.exception("the %s request failed',
+        ["tests/daemon/test_daemon_ipc.py", "tests/reliability/test_hostile_values.py"],
+    ),
+    Mutation(
+        "IPC: the socket is the user's alone (0600)",
+        "umask 022",
+        IPC,
+        "os.umask(0o177)",
+        "os.umask(0o022)",
+        ["tests/daemon/test_daemon_ipc.py", "tests/reliability/test_security.py"],
+    ),
+    # -- the scheduler -------------------------------------------------------------------------
+    Mutation(
+        "scheduler: computes of a sense at least `throttle` apart",
+        "the window ends at half the throttle",
+        SCHEDULER,
+        "    return last_start + state.throttle\n",
+        "    return last_start + state.throttle / 2\n",
+        ["tests/daemon/test_scheduler_clock.py", "tests/daemon/test_scheduling.py"],
+    ),
+    Mutation(
+        "scheduler: the throttle window's end is exact",
+        "`<` made `<=`",
+        SCHEDULER,
+        "return last is not None and self._clock.now() < last + state.throttle",
+        "return last is not None and self._clock.now() <= last + state.throttle",
+        ["tests/daemon/test_scheduler_clock.py"],
+    ),
+    Mutation(
+        "scheduler: a throttle window outlives a restart",
+        "the start mark not written",
+        SCHEDULER,
+        "                self.marks.start(state.name, self._clock.wall())\n",
+        "                pass\n",
+        ["tests/daemon/test_timing.py", "tests/reliability/test_time_restarts.py"],
+    ),
+    Mutation(
+        "scheduler: catch_up all computes each missed tick",
+        "the missed ticks after the first forgotten",
+        SCHEDULER,
+        "            state.backlog.extend(rest)\n",
+        "",
+        ["tests/daemon/test_timing.py"],
+    ),
+    Mutation(
+        "scheduler: a compute past its timeout is abandoned on time",
+        "the timeout enforced at 8 ×",
+        GROUP,
+        "anyio.move_on_after(started + head.timeout - anyio.current_time())",
+        "anyio.move_on_after(started + 8 * head.timeout - anyio.current_time())",
+        ["tests/daemon/test_scheduling.py", "tests/reliability/test_worker_faults.py"],
+    ),
+    # -- workflows: admission, runner, worker ---------------------------------------------------
+    Mutation(
+        "admission: at most `concurrency` runs at once",
+        "`<` made `<=`",
+        ADMISSION,
+        "return len(self._holding) < self.config.concurrency",
+        "return len(self._holding) <= self.config.concurrency",
+        ["tests/daemon/test_overlap.py", "tests/reliability/test_admission.py"],
+    ),
+    Mutation(
+        "admission: a new run does not pass queued ones",
+        "a free slot goes to the newcomer",
+        ADMISSION,
+        "        if self.free() and not len(self.queue):",
+        "        if self.free():",
+        ["tests/daemon/test_overlap.py", "tests/daemon/test_workflows.py"],
+    ),
+    Mutation(
+        "admission: overflow restart cancels the oldest run",
+        "it cancels the newest",
+        ADMISSION,
+        "oldest = next(iter(self._holding))",
+        "oldest = next(reversed(self._holding))",
+        ["tests/daemon/test_overlap.py"],
+    ),
+    Mutation(
+        "admission: evict newest evicts the newest queued run",
+        "the policies swapped",
+        ADMISSION,
+        "newest = config.evict is Evict.NEWEST",
+        "newest = config.evict is not Evict.NEWEST",
+        ["tests/daemon/test_overlap.py"],
+    ),
+    Mutation(
+        "runner: queued runs are queued again at restart",
+        "queued runs forgotten by recover()",
+        RUNNER,
+        "                self._admission.queue.enqueue(run)\n                continue",
+        "                continue",
+        ["tests/daemon/test_workflows.py", "tests/e2e/test_workflow_recovery.py"],
+        durability=True,
+    ),
+    Mutation(
+        "runner: a message is acknowledged after it commits",
+        "the ack sent before the write",
+        RUNNER,
+        "        try:\n            await self._write(op)\n        except Exception as exc:",
+        "        with contextlib.suppress(WorkerExited):\n"
+        "            await worker.send(MessageAck(message.run_id, message.round))\n"
+        "        try:\n            await self._write(op)\n        except Exception as exc:",
+        ["tests/daemon/test_workflows.py"],
+        durability=True,
+    ),
+    Mutation(
+        "runner: a resumed run continues from its messages",
+        "resumed with START only",
+        RUNNER,
+        "            thread = await self._reader.messages(run.run_id)\n",
+        "            thread = (await self._reader.messages(run.run_id))[:1]\n",
+        ["tests/daemon/test_workflows.py", "tests/e2e/test_workflow_recovery.py"],
+        durability=True,
+    ),
+    Mutation(
+        "worker: the next round waits for the commit",
+        "the ack not awaited",
+        WORKER,
+        "                await acked.wait()  # committed by the kernel: the next round may begin\n",
+        "",
+        ["tests/daemon/test_workflows.py"],
+        durability=True,
+    ),
+    Mutation(
+        "worker: a role is tried `attempts` times",
+        "one try fewer",
+        WORKER,
+        "        for attempt in range(1, attempts + 1):",
+        "        for attempt in range(1, attempts):",
+        ["tests/daemon/test_retries.py"],
+    ),
+    Mutation(
+        "worker: a cancelled run's thread stops",
+        "cancel ignored by the worker",
+        WORKER,
+        "        if scope is not None:\n            scope.cancel()",
+        "        if scope is not None:\n            pass",
+        ["tests/daemon/test_workflows.py", "tests/daemon/test_stalls.py"],
+    ),
+    # -- time ----------------------------------------------------------------------------------
+    Mutation(
+        "delayed triggers: acknowledged means committed",
+        "the timer kept in memory only",
+        DELAYED,
+        "        await self._write(AddTimer(timer_id, kind, target, due_ms, record.created_ms, "
+        "request))\n",
+        "",
+        ["tests/daemon/test_delayed_triggers.py", "tests/reliability/test_time_restarts.py"],
+        durability=True,
+    ),
+    Mutation(
+        "rate limits: no window holds more than the count",
+        "one call too many let through",
+        LIMITS,
+        "        if len(grants) >= count:\n",
+        "        if len(grants) > count:\n",
+        ["tests/daemon/test_rate_limits.py"],
+    ),
+]
