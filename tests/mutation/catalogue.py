@@ -161,7 +161,7 @@ MUTATIONS = [
         ARCHIVE,
         "        out.flush()\n        os.fsync(out.fileno())\n",
         "        out.flush()\n",
-        ["tests/store/test_archive.py"],
+        ["tests/store/test_archive.py", "tests/cli/test_store_commands.py"],
         durability=True,
     ),
     # -- the IPC server ------------------------------------------------------------------------
@@ -202,8 +202,8 @@ MUTATIONS = [
         "scheduler: the throttle window's end is exact",
         "`<` made `<=`",
         SCHEDULER,
-        "return last is not None and self._clock.now() < last + state.throttle",
-        "return last is not None and self._clock.now() <= last + state.throttle",
+        "state.throttle > 0 and self._clock.now() < last + state.throttle",
+        "state.throttle > 0 and self._clock.now() <= last + state.throttle",
         ["tests/daemon/test_scheduler_clock.py"],
     ),
     Mutation(
