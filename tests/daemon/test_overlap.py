@@ -1,14 +1,17 @@
 """Overlap modes of workflows: `overflow: restart` cancels the oldest running run for a new one,
-and a full queue gives up the oldest, the newest or the new run as `evict` says."""
+a full queue gives up the oldest, the newest or the new run as `evict` says, and a newcomer never
+passes the runs queued before it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from nerve_core import LogType, RunStatus
+from nerve_core import LogType, Overflow, RunStatus, WorkflowConfig
+from nerve_daemon.workflows.admission import Admission, Verdict
 from nerve_store import LogStore
 
 from .conftest import SLEEPER, running, wait_until
@@ -93,3 +96,23 @@ async def test_a_full_queue_gives_up_the_run_evict_names(
         if row.payload["status"] == "dropped"
     ]
     assert dropped == [reason.format(*ids)]
+
+
+@dataclass(frozen=True)
+class _Run:
+    run_id: str
+
+
+def test_a_slot_freed_while_runs_are_queued_goes_to_the_oldest_queued_not_a_newcomer() -> None:
+    # Between a run's end and the claim of the next queued run, a launch sees a free slot: it
+    # must queue behind the runs waiting already, in order.
+    config = WorkflowConfig(concurrency=1, overflow=Overflow.QUEUE, max_queue=5)
+    admission: Admission[_Run] = Admission(config)
+    assert admission.admit(_Run("a")).verdict is Verdict.START
+    assert admission.admit(_Run("b")).verdict is Verdict.QUEUE
+    admission.finish("a")
+    assert admission.admit(_Run("c")).verdict is Verdict.QUEUE
+    assert admission.claim() == _Run("b")
+    assert admission.claim() is None  # b holds the one slot
+    admission.finish("b")
+    assert admission.claim() == _Run("c")
