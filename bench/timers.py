@@ -192,7 +192,7 @@ def main() -> None:
         peer_cron = peer["cron_late"] if peer else []
         rows.append(
             (
-                f"cron fire lateness p50 / p99, ms ({len(cron_late)} in one minute)",
+                f"cron fire lateness p50 / p99, ms ({len(cron_late)} at one instant)",
                 f"{percentile(cron_late, 50):.2f} / {cron99:.2f}",
                 f"{percentile(peer_cron, 50):.2f} / {percentile(peer_cron, 99):.2f} APScheduler 3"
                 if peer_cron
