@@ -27,6 +27,7 @@ KERNEL_SIGNALS: dict[str, str] = {
     "@compute.error": "a compute raised",
     "@compute.timeout": "a compute passed its timeout",
     "@compute.crash": "a compute's worker died under it",
+    "@sense.parked": "a sense that kept killing its group's worker was parked for a cool-down",
     "@run.failed": "a workflow run failed",
     "@run.dropped": "a workflow run was dropped (concurrency reached, crash loop, removed)",
     "@run.evicted": "a queued workflow run was pushed out of a full queue",
@@ -82,5 +83,7 @@ class LogType(StrEnum):
     STORE_STALL = "store.stall"  # logs.db could not be written for a while (e.g. disk full)
     SENSE_LOG = "sense.log"  # a sense's own `ctx.log(...)`
     SENSE_DECISION = "sense.decision"  # a scheduling decision that lost work (nerve explain)
+    SENSE_PARKED = "sense.parked"  # a sense that kept killing its worker is set aside a while
+    SENSE_UNPARKED = "sense.unparked"  # it computes again: its cool-down ended or its code changed
     WORKFLOW_LOG = "workflow.log"  # a role's own `ctx.log(...)`, ref_id the run
     WORKFLOW_STALL = "workflow.stall"  # a run silent for its stall_after, ref_id the run

@@ -171,6 +171,11 @@ def _blockers(config: NerveConfig, name: str, live: LiveSense | None, state: str
             f"its group {group}'s worker is FATAL (a crash loop): nothing in the group computes "
             "until its code or its nerve.yaml entry changes"
         )
+    elif state == "PARKED":
+        found.append(
+            "it is parked: its computes kept killing its worker (see its sense.parked row); it "
+            "computes again when its cool-down ends or when its group's code or config changes"
+        )
     elif state == "LOAD_ERROR":
         found.append("its code failed to load (see `nerve logs`): it computes once it loads")
     if live is not None:

@@ -43,6 +43,8 @@ def entry_sentence(entry: Entry) -> str:
             return f"{what} was dropped: pending when its sense was removed or nerve stopped"
         case Reason.SKIPPED:
             return f"{what} was skipped: {entry.detail or 'its group could not run it'}"
+        case Reason.PARKED:
+            return f"{what} did not run: its sense is {entry.detail or 'parked'}"
         case Reason.RETRIED:
             return f"{what} failed and is tried again at {at(entry.until)} ({entry.detail})"
     return f"{what}: {entry.reason}"

@@ -15,6 +15,7 @@ import collections
 import itertools
 import logging
 import math
+import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -44,10 +45,22 @@ from ..supervise.progress import ProgressReport
 from ..supervise.supervisor import ExitReason, Supervised, Supervisor, shut_down
 from ..supervise.worker_pool import WorkerExited, WorkerPool, WorkerProcess
 from ..timing.limits import RateLimits
+from .parking import Parking
 
 log = logging.getLogger("nerve")
 
 PIPELINE = 8  # computes sent ahead to a worker, run by it one at a time in order
+# A worker dying of these (or exiting of itself) under a compute was killed by that compute: an
+# abort, a segfault, a bad instruction. SIGKILL and SIGTERM come from outside (an operator, the
+# OOM killer): those count toward the group's crash loop as before.
+_FAULTS = frozenset(
+    {signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE, signal.SIGILL, signal.SIGSYS}
+)
+
+
+def self_inflicted(exit_code: int | None) -> bool:
+    """Whether a worker's exit code (negative: the signal that ended it) says it ended itself."""
+    return exit_code is not None and (exit_code >= 0 or -exit_code in _FAULTS)
 
 
 class OutcomeKind(StrEnum):
@@ -56,6 +69,7 @@ class OutcomeKind(StrEnum):
     TIMEOUT = "timeout"
     CRASH = "crash"
     UNAVAILABLE = "unavailable"  # the group is FATAL or stopping: the compute did not run
+    PARKED = "parked"  # its sense kept killing the worker and is set aside: it did not run
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +113,8 @@ class SenseGroup(Supervised):
         self._on_sense_log = on_sense_log
         self._policy = policy or GroupPolicy()
         self._limits = limits or RateLimits()  # the kernel's, shared with every worker
+        self.parking = Parking(name, self._policy, record)
+        self._blamed = False  # the last crash was under a compute: its sense's doing
         self._supervisor = Supervisor(self, pool, record, self._policy)
         self._ids = itertools.count(1)
         self._jobs_in, self._jobs_out = anyio.create_memory_object_stream[_Job](math.inf)
@@ -124,6 +140,9 @@ class SenseGroup(Supervised):
             return ComputeOutcome(OutcomeKind.UNAVAILABLE, detail="the group's worker is FATAL")
         if self._supervisor.stopping.is_set():
             return ComputeOutcome(OutcomeKind.UNAVAILABLE, detail="the group is stopping")
+        parked = self.parking.why_parked(sense)
+        if parked is not None:
+            return ComputeOutcome(OutcomeKind.PARKED, detail=parked)
         job = _Job(ComputeRequest(next(self._ids), sense, trigger, signal), timeout, cause)
         self._jobs_in.send_nowait(job)  # unbounded: the scheduler keeps it to two per sense
         await job.done.wait()
@@ -136,6 +155,7 @@ class SenseGroup(Supervised):
         now; nothing queued is lost."""
         if senses is not None:
             self.senses = senses
+        self.parking.release_all("its group was reloaded: its code or config changed")
         self._supervisor.replace()
         if self._idle is not None:
             self._idle.cancel()
@@ -170,6 +190,10 @@ class SenseGroup(Supervised):
 
     def wants_worker(self) -> bool:
         return True
+
+    def blames_work(self) -> bool:
+        blamed, self._blamed = self._blamed, False
+        return blamed
 
     async def serve(
         self, worker: WorkerProcess, ready: WorkerReady
@@ -211,6 +235,9 @@ class SenseGroup(Supervised):
             job = self._sent.popleft()
             detail = self._restart_reason or f"worker exited with code {worker.exit_code}"
             job.finish(ComputeOutcome(OutcomeKind.CRASH, detail=detail))
+            if self._restart_reason is None and self_inflicted(worker.exit_code):
+                self._blamed = True  # the compute's doing, not a kill from outside
+                self.parking.killed(job.request.sense, detail)
         self._requeue_sent()
         return reason
 
@@ -262,20 +289,35 @@ class SenseGroup(Supervised):
 
     async def _next_job(self) -> _Job | None:
         """The next job to run, waiting for one; None once the group is stopping."""
-        if self._backlog:
-            return self._backlog.popleft()
-        try:
-            return await self._jobs_out.receive()
-        except anyio.EndOfStream:
-            return None
+        while True:
+            if self._backlog:
+                job = self._backlog.popleft()
+            else:
+                try:
+                    job = await self._jobs_out.receive()
+                except anyio.EndOfStream:
+                    return None
+            if self._runnable(job):
+                return job
 
     def _next_job_nowait(self) -> _Job | None:
-        if self._backlog:
-            return self._backlog.popleft()
-        try:
-            return self._jobs_out.receive_nowait()
-        except (anyio.WouldBlock, anyio.EndOfStream):
-            return None
+        while True:
+            if self._backlog:
+                job = self._backlog.popleft()
+            else:
+                try:
+                    job = self._jobs_out.receive_nowait()
+                except (anyio.WouldBlock, anyio.EndOfStream):
+                    return None
+            if self._runnable(job):
+                return job
+
+    def _runnable(self, job: _Job) -> bool:
+        """Whether `job` may go to the worker: not when its sense was parked after it queued."""
+        parked = self.parking.why_parked(job.request.sense)
+        if parked is not None:
+            job.finish(ComputeOutcome(OutcomeKind.PARKED, detail=parked))
+        return parked is None
 
     def _requeue_sent(self) -> None:
         """Jobs sent to a worker that died before starting them run on the next worker, first."""

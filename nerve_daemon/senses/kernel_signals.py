@@ -105,6 +105,7 @@ _EVENTS = frozenset(
         LogType.COMPUTE_CRASH,
         LogType.WORKFLOW_STATUS,
         LogType.WORKFLOW_STALL,
+        LogType.SENSE_PARKED,
     }
 )
 
@@ -140,4 +141,6 @@ def _event(row: LogRow) -> tuple[str, dict[str, Any]] | None:
                 return "@run.interrupted", about
         case LogType.WORKFLOW_STALL:
             return "@run.stalled", {"source": row.source, "run": row.ref_id, **payload}
+        case LogType.SENSE_PARKED:
+            return "@sense.parked", {"source": row.source, **payload}
     return None

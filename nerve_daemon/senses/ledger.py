@@ -44,6 +44,7 @@ class Reason(StrEnum):
     TIMED_OUT = "timed_out"  # the compute passed its timeout; its worker was replaced
     CRASHED = "crashed"  # the worker died under the compute
     RETRIED = "retried"  # it raised or timed out: tried again (`until`) as `retry:` says
+    PARKED = "parked"  # it did not run: its sense kept killing its worker and is set aside
 
 
 _REASON_OF = {decision: Reason(str(decision)) for decision in Decision}  # made once
@@ -55,6 +56,7 @@ _OUTCOMES = {
     OutcomeKind.TIMEOUT: Reason.TIMED_OUT,
     OutcomeKind.CRASH: Reason.CRASHED,
     OutcomeKind.UNAVAILABLE: Reason.SKIPPED,
+    OutcomeKind.PARKED: Reason.PARKED,
 }
 
 
@@ -146,8 +148,9 @@ class Ledger:
 
     def computed(self, sense: str, trigger: Trigger, outcome: ComputeOutcome) -> None:
         reason = _OUTCOMES[outcome.kind]
-        detail = outcome.detail if reason is Reason.SKIPPED else None
-        self._note(sense, _entry(reason, trigger, detail=detail), lost=reason is Reason.SKIPPED)
+        lost = reason in (Reason.SKIPPED, Reason.PARKED)  # it did not run
+        detail = outcome.detail if lost else None
+        self._note(sense, _entry(reason, trigger, detail=detail), lost=lost)
 
     def retried(self, sense: str, trigger: Trigger, retry: Trigger, until_ms: int) -> None:
         """`trigger`'s compute failed: `retry` asks for the next attempt at `until_ms`."""

@@ -74,7 +74,7 @@ class OutcomeRouter:
     async def handle(self, sense: str, trigger: Trigger, outcome: ComputeOutcome) -> None:
         # A sense a reload removed may still report the compute it had in flight.
         stats = self.stats.get(sense) or SenseStats()
-        if outcome.kind is OutcomeKind.UNAVAILABLE:
+        if outcome.kind in (OutcomeKind.UNAVAILABLE, OutcomeKind.PARKED):
             stats.last_status = str(outcome.kind)
             return
         stats.computes += 1

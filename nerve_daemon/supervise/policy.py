@@ -16,6 +16,8 @@ class GroupPolicy:
     stop_timeout_s: float = 5.0
     backoff_first_s: float = 0.1
     backoff_max_s: float = 5.0
+    park_after: int = 3  # a sense whose computes killed its worker this often in crash_window_s
+    park_cooldown_s: float = 600.0  # is parked this long (or until its group's code changes)
 
 
 class CrashHistory:

@@ -10,7 +10,8 @@ here, once:
 - while it runs, the tenant serves it; its exit is logged `worker.exit` with the reason;
 - a crash (or a failed start) counts toward the crash loop and respawns after a growing backoff
   (the first exit in the window at once); a limit kill counts but respawns at once; a timeout
-  kill or a replacement (new code) neither counts nor waits;
+  kill or a replacement (new code) neither counts nor waits, nor does a crash the tenant blames
+  on the work it gave the worker (a sense group parks the sense whose computes keep killing it);
 - 5 counted exits within 60 s: FATAL, logged `worker.crash_loop`; the tenant's work is failed;
   a later `replace()` (the code or config changed) revives it with a clean history;
 - `replace()` while a fresh worker is still loading replaces that one too (a generation count:
@@ -53,6 +54,11 @@ class Tenant(Protocol):
 
     def spawn_args(self) -> tuple[str, str, dict[str, Any]]:
         """The worker's kind, its name for logs, and the arguments its entry point takes."""
+        ...
+
+    def blames_work(self) -> bool:
+        """Whether the crash `serve` just returned was the work's doing, not the worker's: it
+        neither counts toward a crash loop nor waits for a backoff."""
         ...
 
     def identity(self) -> dict[str, Any]:
@@ -126,9 +132,11 @@ class Supervisor:
             reason = await self._one_worker()
             if reason is ExitReason.STOPPED or self.stopping.is_set():
                 break
-            if reason in (ExitReason.TIMEOUT, ExitReason.RELOAD):
+            if reason in (ExitReason.TIMEOUT, ExitReason.RELOAD) or (
+                reason is ExitReason.CRASH and self._tenant.blames_work()
+            ):
                 self.restarts += 1
-                continue  # a deliberate replacement: at once, and not a crash
+                continue  # a deliberate replacement, or the work's fault: at once, not counted
             # A limit kill respawns at once but counts: a worker over its limit on every
             # compute is a crash loop too.
             delay = self._crashes.record(

@@ -212,6 +212,9 @@ class WorkflowRunner(Supervised):
                     await anyio.sleep(0.01)
             group.cancel_scope.cancel()
 
+    def blames_work(self) -> bool:
+        return False  # every crash of a workflow worker counts toward its crash loop
+
     def spawn_args(self) -> tuple[str, str, dict[str, Any]]:
         return "workflow", f"workflow:{self.name}", {"root": str(self._root), "workflow": self.name}
 
