@@ -39,6 +39,15 @@ InOption = Annotated[
         "--in", help="Delay it: due after this long (10m, 1h30m); durable.", show_default=False
     ),
 ]
+KeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--key",
+        help="An idempotency key: retried with the same key, it is the same trigger (not with "
+        "--in/--at).",
+        show_default=False,
+    ),
+]
 AtOption = Annotated[
     str | None,
     typer.Option(
@@ -47,3 +56,15 @@ AtOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def check_key(key: str | None, delayed: bool) -> None:
+    """`--key`: 1 to 200 characters, and not for a delayed trigger (its timer id names it)."""
+    if key is None:
+        return
+    if delayed:
+        raise typer.BadParameter(
+            "a delayed trigger takes no key: its timer id names it", param_hint="--key"
+        )
+    if not 1 <= len(key) <= 200:
+        raise typer.BadParameter("a key has 1 to 200 characters", param_hint="--key")

@@ -22,6 +22,7 @@ from pydantic import (
     StrictStr,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 from pydantic.alias_generators import to_camel
 
@@ -39,6 +40,8 @@ RequestId: TypeAlias = (
 
 
 Timestamp: TypeAlias = Annotated[StrictInt, Field(ge=0, le=MAX_TIMESTAMP_MS)]
+# An idempotency key: a retried trigger with the same key is the same trigger.
+Key: TypeAlias = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 
 
 class IpcErrorCode(StrEnum):
@@ -87,12 +90,31 @@ class TriggerWorkflowRequest(_Request):
     max_rounds: Rounds | None = None
     payload: Any = None
     at: Timestamp | None = None  # ms since the epoch: a delayed trigger, due then (durable)
+    key: Key | None = None  # idempotency: one run per workflow and key (not with `at`)
+
+    @model_validator(mode="after")
+    def _key_not_delayed(self) -> TriggerWorkflowRequest:
+        return _no_key_with_at(self)
 
 
 class TriggerSenseRequest(_Request):
     type: Literal["trigger-sense"] = "trigger-sense"
     sense: Name
     at: Timestamp | None = None  # ms since the epoch: a delayed trigger, due then (durable)
+    key: Key | None = None  # idempotency: the same key within 10 minutes is one trigger
+
+    @model_validator(mode="after")
+    def _key_not_delayed(self) -> TriggerSenseRequest:
+        return _no_key_with_at(self)
+
+
+Keyed = TypeVar("Keyed", TriggerWorkflowRequest, TriggerSenseRequest)
+
+
+def _no_key_with_at(request: Keyed) -> Keyed:
+    if request.key is not None and request.at is not None:
+        raise ValueError("a delayed trigger (at) takes no key: its timer id names it")
+    return request
 
 
 class ListTimersRequest(_Request):
@@ -199,6 +221,7 @@ class OkResponse(_Message):
 class TriggerWorkflowResponse(OkResponse):
     run_id: StrictStr
     status: RunStatus
+    existing: StrictBool = False  # its key named a run launched before: that run, its status now
 
 
 class TimerInfo(_Message):

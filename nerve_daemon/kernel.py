@@ -77,6 +77,7 @@ from .options import KernelOptions, UnknownSense
 from .senses.bus import SignalBus
 from .senses.group import SenseGroup
 from .senses.kernel_signals import KernelSignals
+from .senses.keys import RecentKeys
 from .senses.ledger import Ledger
 from .senses.outcomes import OutcomeRouter
 from .senses.retries import Retries
@@ -142,6 +143,7 @@ class Kernel:
         self.delayed = DelayedTriggers(
             self.clock, self._write, lambda: self.config, self._request, self._launch_delayed
         )
+        self._sense_keys = RecentKeys()  # `trigger-sense` idempotency keys, ten minutes
         self.limits = RateLimits()  # ctx.limit(): one window per name, for every worker
         self.retries = Retries(lambda: self.config, self.ledger, self._request)
 
@@ -356,12 +358,15 @@ class Kernel:
 
     # -- the API ---------------------------------------------------------------------------------
 
-    def trigger_sense(self, name: str) -> Decision | None:
-        """Queue a manual compute of sense `name`."""
+    def trigger_sense(self, name: str, key: str | None = None) -> Decision | None:
+        """Queue a manual compute of sense `name`; None for a key already used (see
+        senses/keys.py)."""
         if name not in self.config.senses:
             raise UnknownSense(f'no sense "{name}" in nerve.yaml')
         if self._scheduler is None:
             raise NerveError("the kernel is not running")
+        if key is not None and not self._sense_keys.first(name, key):
+            return None
         return self._scheduler.request(name, Trigger(TriggerKind.MANUAL))
 
     async def trigger_workflow(
@@ -374,6 +379,21 @@ class Kernel:
             raise NerveError("the kernel is not running")
         self._refuse_while_stalled()
         return await self._workflows.launch(name, prompt, max_rounds, "cli", payload)
+
+    async def trigger_workflow_once(
+        self,
+        name: str,
+        key: str,
+        prompt: str = "",
+        max_rounds: int | None = None,
+        payload: Any = None,
+    ) -> tuple[str, RunStatus, bool]:
+        """`trigger_workflow` with an idempotency key: the run launched with `key` if there is
+        one (its status now, and True), else a new one committed with the key."""
+        if self._workflows is None:
+            raise NerveError("the kernel is not running")
+        self._refuse_while_stalled()
+        return await self._workflows.launch_once(name, key, prompt, max_rounds, "cli", payload)
 
     async def delay(
         self, kind: str, name: str, at_ms: int, run: tuple[str, int | None, Any] = ("", None, None)

@@ -40,6 +40,9 @@ class LogReader:
     async def run(self, run_id: str) -> RunRecord | None:
         return await self._read(lambda: self._store.run(run_id))
 
+    async def run_by_key(self, workflow: str, key: str) -> RunRecord | None:
+        return await self._read(lambda: self._store.run_by_key(workflow, key))
+
     async def unfinished_runs(self) -> list[RunRecord]:
         return await self._read(self._store.unfinished_runs)
 

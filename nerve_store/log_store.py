@@ -109,6 +109,7 @@ class CreateRun:
     reason: str | None = None
     ts: int | None = None
     cause: str | None = None  # lineage: the trigger or request that launched it
+    key: str | None = None  # the client's idempotency key: a second run with it is refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +305,15 @@ class LogStore:
             row = connection.execute(query).first()
         return None if row is None else _run_record(row)
 
+    def run_by_key(self, workflow: str, key: str) -> RunRecord | None:
+        """The run of `workflow` launched with idempotency key `key`, if one was."""
+        query = select(workflow_runs).where(
+            workflow_runs.c.workflow == workflow, workflow_runs.c.idem_key == key
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(query).first()
+        return None if row is None else _run_record(row)
+
     def unfinished_runs(self) -> list[RunRecord]:
         """Runs left queued, started or crashed, oldest first: what start-up recovers."""
         unfinished = [str(RunStatus.QUEUED), str(RunStatus.STARTED), str(RunStatus.CRASHED)]
@@ -402,6 +412,7 @@ def _create_run(connection: Connection, op: CreateRun) -> None:
             payload=None if op.payload is None else _json(op.payload),
             origin=op.origin,
             cause=op.cause,
+            idem_key=op.key,
             created_at=ts,
             started_at=started,
             ended_at=ended,

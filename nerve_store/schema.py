@@ -27,7 +27,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from nerve_core.errors import StoreError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 metadata = MetaData()
 
@@ -72,9 +72,17 @@ workflow_runs = Table(
     Column("rounds", Integer, nullable=False, server_default="0"),
     Column("error", Text),
     Column("cause", Text),  # lineage: the trigger whose compute launched it, or the request
+    Column("idem_key", Text),  # the client's idempotency key (`--key`): one run per workflow
     Index("workflow_runs_status", "status", "created_at"),
     Index("workflow_runs_workflow", "workflow", "created_at"),
     Index("workflow_runs_created", "created_at"),
+    Index(
+        "workflow_runs_key",
+        "workflow",
+        "idem_key",
+        unique=True,
+        sqlite_where=text("idem_key IS NOT NULL"),
+    ),
 )
 
 # Timing that survives a restart: when each timer last fired and each throttled sense last
@@ -137,11 +145,23 @@ def _add_timing(connection: Connection) -> None:
     metadata.create_all(connection, tables=[marks, timers], checkfirst=True)
 
 
+def _add_keys(connection: Connection) -> None:
+    """Version 5: idempotency keys on workflow runs (`idem_key`, unique per workflow)."""
+    present = {c["name"] for c in inspect(connection).get_columns(workflow_runs.name)}
+    if "idem_key" not in present:  # a file created by version 5's tables already has it
+        connection.exec_driver_sql(f"ALTER TABLE {workflow_runs.name} ADD COLUMN idem_key TEXT")
+    connection.exec_driver_sql(
+        f"CREATE UNIQUE INDEX IF NOT EXISTS workflow_runs_key ON {workflow_runs.name}"
+        " (workflow, idem_key) WHERE idem_key IS NOT NULL"
+    )
+
+
 _MIGRATIONS: dict[int, Callable[[Connection], None]] = {
     0: lambda connection: metadata.create_all(connection),
     1: _add_causes,
     2: _add_parents,
     3: _add_timing,
+    4: _add_keys,
 }
 
 

@@ -6,7 +6,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..options import AtOption, InOption, JsonOption, RootOption, workspace_root
+from ..options import (
+    AtOption,
+    InOption,
+    JsonOption,
+    KeyOption,
+    RootOption,
+    check_key,
+    workspace_root,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection, Engine
@@ -112,6 +120,7 @@ def trigger(
     root: RootOption = None,
     delay: InOption = None,
     at: AtOption = None,
+    key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Queue a compute of a sense now, or later with --in/--at (the daemon must be running)."""
@@ -124,10 +133,11 @@ def trigger(
     from ..workspace import find_workspace
 
     require_name(name, "sense name")
+    check_key(key, delayed=delay is not None or at is not None)
     due = due_ms(delay, at)
     workspace = find_workspace(workspace_root(root))
     if due is None:
-        request(workspace, TriggerSenseRequest(sense=name), OkResponse)
+        request(workspace, TriggerSenseRequest(sense=name, key=key), OkResponse)
         if as_json:
             print_json({"sense": name, "queued": True})
         else:

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..options import AtOption, InOption, JsonOption, RootOption, workspace_root
+from ..options import (
+    AtOption,
+    InOption,
+    JsonOption,
+    KeyOption,
+    RootOption,
+    check_key,
+    workspace_root,
+)
 
 if TYPE_CHECKING:
     from nerve_store import LogStore, RunRecord
@@ -119,6 +127,7 @@ def trigger(
     ] = None,
     delay: InOption = None,
     at: AtOption = None,
+    key: KeyOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Start a run of a workflow now, or later with --in/--at (the daemon must be running)."""
@@ -139,6 +148,7 @@ def trigger(
     from ..workspace import find_workspace
 
     require_name(name, "workflow name")
+    check_key(key, delayed=delay is not None or at is not None)
     try:
         data = None if payload is None else orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -154,6 +164,7 @@ def trigger(
         max_rounds=max_rounds if max_rounds is not None else split.value.max_rounds,
         payload=split.value.rest,
         at=due_ms(delay, at),
+        key=key,
     )
     if message.at is not None:
         timer = request(workspace, message, TimerResponse).timer
@@ -164,9 +175,11 @@ def trigger(
         return
     response = request(workspace, message, TriggerWorkflowResponse)
     if as_json:
-        print_json({"runId": response.run_id, "status": str(response.status)})
+        answer = {"runId": response.run_id, "status": str(response.status)}
+        print_json({**answer, "existing": response.existing})
     else:
-        say(f"{response.run_id} {response.status}")
+        found = " (launched before with this key)" if response.existing else ""
+        say(f"{response.run_id} {response.status}{found}")
 
 
 @app.command("cancel")

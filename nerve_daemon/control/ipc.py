@@ -78,11 +78,20 @@ class DaemonApi(Protocol):
 
     def list_senses(self) -> list[SenseInfo]: ...
 
-    def trigger_sense(self, name: str) -> object: ...
+    def trigger_sense(self, name: str, key: str | None = None) -> object: ...
 
     async def trigger_workflow(
         self, name: str, prompt: str = "", max_rounds: int | None = None, payload: Any = None
     ) -> tuple[str, RunStatus]: ...
+
+    async def trigger_workflow_once(
+        self,
+        name: str,
+        key: str,
+        prompt: str = "",
+        max_rounds: int | None = None,
+        payload: Any = None,
+    ) -> tuple[str, RunStatus, bool]: ...
 
     async def cancel_workflow(self, run_id: str) -> RunStatus: ...
 
@@ -207,12 +216,19 @@ class DaemonIpcServer:
                     if request.at is not None:
                         timer = await kernel.delay("sense", sense, request.at)
                         return TimerResponse(id=request.id, timer=timer)
-                    kernel.trigger_sense(sense)
+                    kernel.trigger_sense(sense, request.key)
                     return OkResponse(id=request.id)
                 case TriggerWorkflowRequest(at=int(at)):
                     run = (request.prompt, request.max_rounds, request.payload)
                     timer = await kernel.delay("workflow", request.workflow, at, run)
                     return TimerResponse(id=request.id, timer=timer)
+                case TriggerWorkflowRequest(key=str(key)):
+                    run_id, status, existing = await kernel.trigger_workflow_once(
+                        request.workflow, key, request.prompt, request.max_rounds, request.payload
+                    )
+                    return TriggerWorkflowResponse(
+                        id=request.id, run_id=run_id, status=status, existing=existing
+                    )
                 case TriggerWorkflowRequest():
                     run_id, status = await kernel.trigger_workflow(
                         request.workflow, request.prompt, request.max_rounds, request.payload

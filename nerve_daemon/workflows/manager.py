@@ -66,11 +66,28 @@ class WorkflowManager:
         cause: str | None = None,
     ) -> tuple[str, RunStatus]:
         """Launch a run; `origin` is the sense or "cli", `cause` the lineage id of what did."""
+        rounds = max_rounds or self._config.max_rounds
+        return await self._runner(workflow).launch(prompt, rounds, origin, payload, cause)
+
+    async def launch_once(
+        self,
+        workflow: str,
+        key: str,
+        prompt: str,
+        max_rounds: int | None,
+        origin: str,
+        payload: Any = None,
+    ) -> tuple[str, RunStatus, bool]:
+        """Launch a run with idempotency key `key`, or find the one launched with it already:
+        (its id, its status, whether it was found)."""
+        rounds = max_rounds or self._config.max_rounds
+        return await self._runner(workflow).keys.launch(key, prompt, rounds, origin, payload)
+
+    def _runner(self, workflow: str) -> WorkflowRunner:
         runner = self.runners.get(workflow)
         if runner is None:
             raise UnknownWorkflow(f'no workflow "{workflow}" in nerve.yaml')
-        rounds = max_rounds or self._config.max_rounds
-        return await runner.launch(prompt, rounds, origin, payload, cause)
+        return runner
 
     async def cancel(self, run_id: str) -> RunStatus:
         for runner in self.runners.values():

@@ -55,6 +55,7 @@ from ..supervise.progress import ProgressReport
 from ..supervise.supervisor import ExitReason, Supervised, Supervisor, shut_down
 from ..supervise.worker_pool import WorkerExited, WorkerProcess
 from .admission import Admission, Verdict
+from .keys import LaunchKeys
 from .runs import Run, RunnerParts, committed_rows, new_run_id
 from .stalls import StallWatch
 
@@ -74,6 +75,7 @@ class WorkflowRunner(Supervised):
         self._policy = parts.policy
         self._limits = parts.limits
         self._admission: Admission[Run] = Admission(config)
+        self.keys = LaunchKeys(name, parts.reader, self._launch_keyed)
         self.stalls = StallWatch(name, config, self, parts.record, parts.policy.stop_timeout_s)
         self._active: dict[str, Run] = {}  # sent to a worker
         self.progress: dict[str, ProgressReport] = {}  # run → what its role last said
@@ -113,11 +115,17 @@ class WorkflowRunner(Supervised):
         origin: str,
         payload: Any = None,
         cause: str | None = None,
+        *,
+        run_id: str | None = None,
+        key: str | None = None,
     ) -> tuple[str, RunStatus]:
         """Record a new run and start, queue or drop it; return its id and status. Admission is
-        decided before the first await, so simultaneous launches never share a slot."""
-        run = Run(new_run_id(), prompt, max_rounds)
-        create = CreateRun(run.run_id, self.name, prompt, max_rounds, origin, payload, cause=cause)
+        decided before the first await, so simultaneous launches never share a slot. `key`, an
+        idempotency key, is committed with the run (see keys.py)."""
+        run = Run(run_id or new_run_id(), prompt, max_rounds)
+        create = CreateRun(
+            run.run_id, self.name, prompt, max_rounds, origin, payload, cause=cause, key=key
+        )
         closed = self._closed
         if self.state is WorkerState.FATAL:
             closed = "the workflow's worker is FATAL (crash loop): nothing can run it"
@@ -125,7 +133,12 @@ class WorkflowRunner(Supervised):
         if admitted.verdict is Verdict.DROP:  # recorded as dropped from the start
             await self._write(replace(create, status=RunStatus.DROPPED, reason=admitted.reason))
             return run.run_id, RunStatus.DROPPED
-        await self._write(create)
+        try:
+            await self._write(create)
+        except BaseException:  # never created: give back the slot or queue place it was given
+            self._admission.finish(run.run_id)
+            self._admission.queue.remove(run.run_id)
+            raise
         if admitted.evicted is not None:
             max_queue = self._admission.config.max_queue
             reason = f"evicted from a full queue (max_queue {max_queue}) by run {run.run_id}"
@@ -141,6 +154,18 @@ class WorkflowRunner(Supervised):
             return run.run_id, RunStatus.STARTED
         await self._fill_slots()
         return run.run_id, RunStatus.STARTED if run.run_id in self._active else RunStatus.QUEUED
+
+    async def _launch_keyed(
+        self,
+        run_id: str,
+        key: str,
+        prompt: str,
+        max_rounds: int,
+        origin: str,
+        payload: Any,
+        cause: str | None,
+    ) -> tuple[str, RunStatus]:
+        return await self.launch(prompt, max_rounds, origin, payload, cause, run_id=run_id, key=key)
 
     async def cancel(self, run_id: str) -> bool:
         """Cancel a queued or started run of this workflow; False if it is neither."""

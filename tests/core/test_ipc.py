@@ -108,7 +108,13 @@ def test_a_line_over_one_mebibyte_is_refused_as_too_large() -> None:
 
 def test_a_response_round_trips_in_camel_case() -> None:
     line = encode_message(TriggerWorkflowResponse(id=3, run_id="r1", status=RunStatus.QUEUED))
-    assert orjson.loads(line) == {"ok": True, "id": 3, "runId": "r1", "status": "queued"}
+    assert orjson.loads(line) == {
+        "ok": True,
+        "id": 3,
+        "runId": "r1",
+        "status": "queued",
+        "existing": False,
+    }
     parsed = parse_daemon_ipc_response(line, TriggerWorkflowResponse)
     assert parsed.ok
     assert parsed.value.run_id == "r1"

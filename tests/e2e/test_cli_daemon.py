@@ -79,6 +79,17 @@ def test_status_trigger_list_and_cancel_against_a_running_daemon(short_root: Pat
         assert (unknown.code, unknown.err.strip()) == (1, 'error: no sense "zzz" in nerve.yaml')
         bad_payload = run_nerve("workflow", "trigger", "slow", "--payload", "{nope", cwd=short_root)
         assert bad_payload.code == 2
+        # An idempotency key: the same key again is the same run, said so.
+        keyed = ("workflow", "trigger", "slow", "--prompt", "0", "--key", "deploy-42")
+        first = json.loads(run_nerve(*keyed, "--json", cwd=short_root).out)
+        second = run_nerve(*keyed, cwd=short_root)
+        assert first["existing"] is False
+        assert second.out.strip().startswith(f"{first['runId']} ")
+        assert second.out.strip().endswith("(launched before with this key)")
+        delayed = run_nerve(*keyed, "--in", "10m", cwd=short_root)
+        assert delayed.code == 2
+        assert "a delayed trigger takes no key" in delayed.err
+        assert "Traceback" not in delayed.err
     finally:
         dev.send_signal(signal.SIGINT)
         dev.communicate(timeout=30)

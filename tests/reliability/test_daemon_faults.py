@@ -1,5 +1,6 @@
 """The whole daemon dies (SIGKILL) at random moments under a stream of acknowledged requests;
-after each restart, everything it acknowledged is there and every run ends."""
+after each restart, everything it acknowledged is there and every run ends. A client that
+retries each request with its idempotency key until it is answered makes no run twice."""
 
 from __future__ import annotations
 
@@ -45,10 +46,12 @@ class Stream:
     """Sends `trigger-workflow` requests one after another, reconnecting while the daemon is
     down; keeps the id of every run the daemon acknowledged."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, keyed: bool = False) -> None:
         self.path = str(root / "nerve.sock")
+        self.keyed = keyed  # each request has a key, and is sent again until it is answered
         self.acknowledged: list[str] = []
         self.unanswered = 0  # requests sent when the daemon died: not acknowledged
+        self.found = 0  # keyed requests answered with the run an earlier try had made
         self.latencies: list[float] = []
 
     def run(self, count: int, deadline: float) -> None:
@@ -64,6 +67,8 @@ class Stream:
                     lines = sock.makefile("rb")
                 assert lines is not None
                 request = {"type": "trigger-workflow", "workflow": "quick", "prompt": "hi"}
+                if self.keyed:
+                    request["key"] = f"request-{len(self.acknowledged)}"
                 sent = time.monotonic()
                 sock.sendall(json.dumps(request).encode() + b"\n")
                 waiting = True
@@ -74,6 +79,7 @@ class Stream:
                 assert answer["ok"], answer
                 waiting = False
                 self.acknowledged.append(answer["runId"])
+                self.found += answer["existing"]
                 self.latencies.append(time.monotonic() - sent)
             except OSError:
                 self.unanswered += waiting
@@ -153,4 +159,34 @@ def test_sigkill_of_the_daemon_under_1000_acknowledged_requests_loses_none(
         f"{KILLS} kills, {REQUESTS}/{REQUESTS} acknowledged runs present and completed, "
         f"{stream.unanswered} requests cut off unanswered; integrity_check ok; "
         f"kill → serving again {ms(restarts)}; ack {ms(stream.latencies)}",
+    )
+
+
+def test_a_client_retrying_with_keys_through_daemon_kills_makes_no_run_twice(
+    root: Path, figure: Figure
+) -> None:
+    assert run_nerve("start", cwd=root).code == 0
+    stream = Stream(root, keyed=True)
+    client = threading.Thread(target=stream.run, args=(REQUESTS, time.monotonic() + 120))
+    client.start()
+    chance = random.Random(11)
+    for _ in range(KILLS):
+        time.sleep(chance.uniform(0.2, 1.2))
+        if not client.is_alive():
+            break
+        kill_daemon(root)
+        assert run_nerve("start", cwd=root).code == 0
+    client.join()
+    assert len(stream.acknowledged) == REQUESTS
+    keyed = query(root, "SELECT idem_key, run_id FROM workflow_runs ORDER BY created_at")
+    by_key = dict(keyed)
+    assert len(keyed) == len(by_key) == REQUESTS  # one run per key, no run without one
+    answered = {f"request-{n}": run_id for n, run_id in enumerate(stream.acknowledged)}
+    assert by_key == answered  # each retry was answered with the run its key had made
+    assert run_nerve("stop", cwd=root).code == 0
+    figure(
+        "a client retrying each launch with its key through daemon kills",
+        f"{KILLS} kills, {REQUESTS} keys → {len(keyed)} runs, 0 duplicates; "
+        f"{stream.unanswered} requests cut off and sent again, {stream.found} of them found "
+        "the run their first try had committed",
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
 from nerve_core import END, START, LogType, RunStatus
 from nerve_core.errors import StoreError
@@ -235,9 +236,22 @@ def test_a_version_1_file_gains_the_lineage_columns_and_keeps_its_rows(tmp_path:
         (1, None, None),
         (2, "t-1", "s-1"),
     ]
-    with sqlite3.connect(path) as raw:  # the lineage index is there, as a new file's
+    with sqlite3.connect(path) as raw:  # the lineage and key indexes are there, as a new file's
         indexes = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
-    assert "logs_parent" in indexes
+    assert {"logs_parent", "workflow_runs_key"} <= indexes
+
+
+def test_a_key_makes_one_run_per_workflow(tmp_path: Path) -> None:
+    with LogStore.open(tmp_path / "logs.db") as store:
+        store.apply([CreateRun("r1", "w", "p", 5, "cli", key="k")])
+        store.apply([CreateRun("r2", "v", "p", 5, "cli", key="k")])  # another workflow's
+        store.apply([CreateRun("r3", "w", "p", 5, "cli"), CreateRun("r4", "w", "p", 5, "cli")])
+        with pytest.raises(IntegrityError):
+            store.apply([CreateRun("r5", "w", "p", 5, "cli", key="k")])
+        found = store.run_by_key("w", "k")
+        assert found is not None
+        assert found.run_id == "r1"
+        assert store.run_by_key("w", "other") is None
 
 
 @pytest.mark.parametrize(("level", "pragma"), [("normal", 1), ("full", 2)])
