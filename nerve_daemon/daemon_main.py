@@ -80,13 +80,34 @@ def _run(config: NerveConfig, workspace: Workspace) -> int:
     except NerveError as exc:
         log.error("nerve daemon: %s", exc)
         return 1
-    except BaseExceptionGroup:
-        log.exception("the daemon failed")
+    except BaseExceptionGroup as group:
+        refused = _user_errors(group)
+        if refused:  # a damaged logs.db, say: one clear line each, no traceback
+            for error in refused:
+                log.error("nerve daemon: %s", error)
+        else:
+            log.exception("the daemon failed")
         return 1
     finally:
         workspace.pid_path.unlink(missing_ok=True)
         log.info("daemon stopped")
     return 0
+
+
+def _user_errors(group: BaseExceptionGroup[BaseException]) -> list[NerveError]:
+    """The `NerveError`s a group holds, when it holds nothing else (else: an empty list)."""
+    found: list[NerveError] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            inner = _user_errors(exc)
+            if not inner:
+                return []
+            found += inner
+        elif isinstance(exc, NerveError):
+            found.append(exc)
+        else:
+            return []
+    return found
 
 
 if __name__ == "__main__":

@@ -105,6 +105,30 @@ def _authorize_read(action: int, arg1: str | None, arg2: str | None, *_: Any) ->
     return sqlite3.SQLITE_DENY
 
 
+_NOTADB, _CORRUPT = 26, 11  # SQLite's primary result codes for a file that is no database
+
+
+def damaged(exc: BaseException) -> bool:
+    """Whether `exc` says the file is not a database or is damaged (SQLITE_NOTADB, _CORRUPT)."""
+    orig = getattr(exc, "orig", exc)  # SQLAlchemy wraps the driver's error
+    if not isinstance(orig, sqlite3.DatabaseError):
+        return False
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_NOTADB, _CORRUPT)
+    return "not a database" in str(orig) or "malformed" in str(orig)
+
+
+def unusable(path: Path, what: str, exc: BaseException) -> StoreError:
+    """The one-line refusal for a database SQLite cannot recover: what, where, why, what to do."""
+    reason = str(getattr(exc, "orig", exc))
+    return StoreError(
+        f"{what} ({path}) is damaged beyond what SQLite recovers on its own ({reason}): move it "
+        f"aside (mv {path} {path}.damaged) to start it afresh, or restore it from a backup "
+        f"(sqlite3 {path}.damaged .recover may save its rows)"
+    )
+
+
 def _synchronous(value: str) -> str:
     if value.lower() not in ("normal", "full"):
         raise StoreError(f'synchronous must be "normal" or "full", got "{value}"')

@@ -11,7 +11,9 @@ A crash at any point loses no row: until step 2 commits, every row is still in l
 never duplicates one: if the day's file exists (a crash between the rename and the delete, or
 rows of that day that arrived late), its rows are kept and only rows whose ids it does not hold
 are added. Only rows read in step 1 are deleted (by id), so rows written meanwhile stay. Safe
-while the daemon runs: SQLite serialises the delete with the daemon's own writes.
+while the daemon runs: SQLite serialises the delete with the daemon's own writes. A line of the
+day's file that does not read as a row (cut short by a damaged disk, say) is moved, as it was,
+to `YYYY-MM-DD.jsonl.damaged` beside it when the day is written again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, Row, delete, func, select
+
+from nerve_core.errors import StoreError
 
 from . import _sqlite
 from .log_store import DeleteArchived
@@ -126,12 +130,17 @@ def _archive_day(
             select(logs).where(logs.c.ts >= start, logs.c.ts < end).order_by(logs.c.id)
         ).all()
     read_ids = [row.id for row in rows]
+    damaged: list[bytes] = []
     with temp.open("wb") as out:
         if target.exists():
             with target.open("rb") as existing:
                 for line in existing:
-                    if line.strip():
-                        out.write(line if line.endswith(b"\n") else line + b"\n")
+                    if not line.strip():
+                        continue
+                    if _row_id(line) is None:  # cut short or garbled: kept aside, not carried
+                        damaged.append(line if line.endswith(b"\n") else line + b"\n")
+                        continue
+                    out.write(line if line.endswith(b"\n") else line + b"\n")
         for row in rows:
             if row.id in held:
                 continue
@@ -140,6 +149,12 @@ def _archive_day(
         out.flush()
         os.fsync(out.fileno())
     _checkpoint("written")
+    if damaged:  # appended, synced: what was there is never lost, only moved out of the way
+        aside = archive_dir / f"{day}.jsonl.damaged"
+        with aside.open("ab") as out:
+            out.writelines(damaged)
+            out.flush()
+            os.fsync(out.fileno())
     os.replace(temp, target)
     _fsync_dir(archive_dir)
     _checkpoint("renamed")
@@ -162,22 +177,35 @@ def _line(row: Row[Any]) -> bytes:
 
 
 def _ids_in(path: Path) -> set[int]:
+    """The row ids a day's file holds (a line that does not read as a row holds none)."""
     if not path.exists():
         return set()
-    ids = set()
     with path.open("rb") as lines:
-        for line in lines:
-            if line.strip():
-                ids.add(int(orjson.loads(line)["id"]))
-    return ids
+        return {row_id for line in lines if (row_id := _row_id(line)) is not None}
+
+
+def _row_id(line: bytes) -> int | None:
+    """The id of the row on `line`, or None for a blank line or one that is not a row."""
+    if not line.strip():
+        return None
+    try:
+        row = orjson.loads(line)
+        return int(row["id"]) if isinstance(row, dict) else None
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def read_archive_day(path: Path) -> Iterator[dict[str, object]]:
-    """The rows of one archive file, as written."""
+    """The rows of one archive file, as written. A line that is not a row (cut short by a
+    damaged disk, say) raises `StoreError` naming the file and the line."""
     with path.open("rb") as lines:
-        for line in lines:
-            if line.strip():
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
                 yield orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                raise StoreError(f"{path}:{number}: not a JSON row ({exc})") from None
 
 
 def _fsync_dir(path: Path) -> None:

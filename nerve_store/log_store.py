@@ -179,8 +179,14 @@ class LogStore:
     def open(cls, path: Path, *, synchronous: str = "normal") -> LogStore:
         """The store at `path` for its one writer: created if missing, schema brought forward."""
         engine = _sqlite.open_writer(path, synchronous=synchronous)
-        with engine.begin() as connection:
-            migrate(connection)
+        try:
+            with engine.begin() as connection:
+                migrate(connection)
+        except Exception as exc:
+            engine.dispose()
+            if _sqlite.damaged(exc):
+                raise _sqlite.unusable(path, "logs.db", exc) from None
+            raise
         return cls(engine, path, writable=True)
 
     @classmethod

@@ -44,11 +44,14 @@ class Statement:
 
 def open_sense_db(workspace: Workspace, name: str) -> Engine:
     """The read-write engine of sense `name`, its pending migrations applied."""
-    engine = _sqlite.open_writer(workspace.sense_db(name))
+    path = workspace.sense_db(name)
+    engine = _sqlite.open_writer(path)
     try:
         apply_migrations(engine, workspace.sense_migrations_dir(name), workspace)
-    except BaseException:
+    except BaseException as exc:
         engine.dispose()
+        if _sqlite.damaged(exc):  # that sense's load error; its group-mates load and run
+            raise _sqlite.unusable(path, f'the database of sense "{name}"', exc) from None
         raise
     return engine
 

@@ -271,10 +271,21 @@ def _clean_up(workspace: Workspace) -> None:
 
 
 def _failed_to_start(workspace: Workspace, why: str) -> str:
-    tail = "".join(_tail(workspace.log_file, LOG_TAIL)).rstrip()
+    """Why the daemon did not start: the refusal it logged (a damaged logs.db, say) in its one
+    line; else the log lines of this attempt."""
+    lines = _tail(workspace.log_file, LOG_TAIL)
+    starts = [n for n, line in enumerate(lines) if " daemon starting: " in line]
+    lines = lines[starts[-1] :] if starts else lines
+    refusals = [line.split(" ERROR nerve daemon: ", 1)[1] for line in lines if _REFUSED in line]
+    if refusals:
+        return f"nerve did not start: {refusals[-1].strip()}"
+    tail = "".join(lines).rstrip()
     return (
         f"nerve did not start: {why}. The end of {workspace.relative(workspace.log_file)}:\n{tail}"
     )
+
+
+_REFUSED = " ERROR nerve daemon: "  # how the daemon logs a refusal to start (daemon_main.py)
 
 
 def _tail(path: object, count: int) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from nerve_core import LogType
+from nerve_core.errors import StoreError
 from nerve_store import LogRow, LogStore, archive_logs, read_archive_day
 from nerve_store.archive import DAY_MS
 
@@ -132,6 +133,30 @@ def test_rows_of_an_archived_day_that_arrive_late_are_added_without_duplicates(
     lines = list(read_archive_day(archive_dir / "2026-11-01.jsonl"))
     assert len(lines) == 51
     assert lines[-1]["source"] == "late"
+
+
+def test_a_day_file_cut_mid_line_is_read_with_a_clear_error_and_rewritten_without_loss(
+    store: LogStore, tmp_path: Path
+) -> None:
+    fill(store)
+    archive_dir = tmp_path / "archive"
+    archive_logs(store.path, archive_dir, cutoff_ms=TODAY)
+    day = archive_dir / "2026-11-01.jsonl"
+    whole = day.read_bytes()
+    cut = whole[: len(whole) - 40]  # the last row cut short, as a damaged disk might leave it
+    day.write_bytes(cut)
+    with pytest.raises(StoreError, match=r"2026-11-01\.jsonl:50: not a JSON row"):
+        list(read_archive_day(day))
+    # A late row of that day: the day is written again. The cut line goes aside, as it was;
+    # every whole row stays, the late one is added.
+    store.append(LogRow("late", LogType.SIGNAL, {"late": True}, ts=DAY1 + 999))
+    report = archive_logs(store.path, archive_dir, cutoff_ms=TODAY)
+    assert (report.days, report.rows) == (["2026-11-01"], 1)
+    rows = list(read_archive_day(day))
+    assert [row["source"] for row in rows][-1] == "late"
+    assert len(rows) == 50  # 49 whole rows of the 50, and the late one
+    aside = archive_dir / "2026-11-01.jsonl.damaged"
+    assert aside.read_bytes() == cut[cut.rindex(b"\n") + 1 :] + b"\n"
 
 
 def test_vacuum_compacts_after_archiving(store: LogStore, tmp_path: Path) -> None:

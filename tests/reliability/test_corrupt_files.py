@@ -1,0 +1,111 @@
+"""Damaged files at start: a logs.db SQLite cannot read (its header zeroed) is refused at once in
+one clear line that names the file, the cause and what to do, never a traceback, a hang or a
+crash loop; a sense whose own database is damaged is that sense's load error, and its group-mate
+computes on."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ..cli.conftest import run_nerve
+from .conftest import RETURN_ONE, Figure, daemon_workspace, query, wait_for
+
+pytestmark = pytest.mark.slow
+
+CONFIG = """
+senses:
+  ok: {group: shared}
+  hurt: {group: shared}
+reflexes:
+  - sense: ok
+    interval: 100ms
+"""
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    with daemon_workspace(CONFIG, {"ok": RETURN_ONE, "hurt": RETURN_ONE}) as root:
+        yield root
+
+
+def signals(root: Path, source: str) -> int:
+    return int(
+        query(root, "SELECT count(*) FROM logs WHERE type='signal' AND source=?", source)[0][0]
+    )
+
+
+def zero_header(path: Path) -> None:
+    """Zero SQLite's 100-byte header ("SQLite format 3" and the rest), with the WAL emptied
+    first: a WAL still holding page 1 would mend it (SQLite reads the newer page from there)."""
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with path.open("r+b") as data:
+        data.write(b"\0" * 100)
+
+
+def first_run(root: Path) -> None:
+    """Start, let both senses make their databases and some rows, stop."""
+    assert run_nerve("start", cwd=root).code == 0
+    assert run_nerve("sense", "trigger", "hurt", cwd=root).code == 0
+    wait_for(lambda: signals(root, "hurt") == 1 and signals(root, "ok") > 3, timeout=30)
+    assert run_nerve("stop", cwd=root).code == 0
+
+
+def test_a_logs_db_with_a_zeroed_header_is_refused_in_one_line(root: Path, figure: Figure) -> None:
+    first_run(root)
+    logs_db = root / "data/logs.db"
+    zero_header(logs_db)
+    began = time.monotonic()
+    started = run_nerve("start", cwd=root)
+    refused_in = time.monotonic() - began
+    assert started.code == 1
+    assert "Traceback" not in started.err
+    [line] = started.err.strip().splitlines()  # one line: what, where, why, what to do
+    assert line == (
+        f"error: nerve did not start: logs.db ({logs_db}) is damaged beyond what SQLite recovers "
+        f"on its own (file is not a database): move it aside (mv {logs_db} {logs_db}.damaged) to "
+        f"start it afresh, or restore it from a backup (sqlite3 {logs_db}.damaged .recover may "
+        "save its rows)"
+    )
+    assert refused_in < 10, refused_in  # at once: no hang, no crash loop
+    assert run_nerve("status", cwd=root).code == 3  # nothing left running
+    logs_db.rename(logs_db.with_name("logs.db.damaged"))  # as it says
+    assert run_nerve("start", cwd=root).code == 0
+    wait_for(lambda: signals(root, "ok") > 0, timeout=30)
+    assert run_nerve("stop", cwd=root).code == 0
+    figure(
+        "logs.db with its header zeroed",
+        f"`nerve start` refused in {refused_in:.1f} s (the CLI's own start included) in one line "
+        "naming the file, the cause and what to do; moved aside as it says, nerve started afresh",
+    )
+
+
+def test_a_damaged_sense_database_is_that_senses_load_error_only(root: Path) -> None:
+    first_run(root)
+    zero_header(root / "data/senses/hurt.db")
+    assert run_nerve("start", cwd=root).code == 0
+    before = signals(root, "ok")
+    wait_for(lambda: signals(root, "ok") > before + 5, timeout=30)  # its group-mate computes
+    listed = {
+        s["name"]: s["state"]
+        for s in json.loads(run_nerve("sense", "list", "--json", cwd=root).out)
+    }
+    assert listed == {"ok": "RUNNING", "hurt": "LOAD_ERROR"}
+    [error] = [
+        json.loads(payload)
+        for (payload,) in query(
+            root, "SELECT payload FROM logs WHERE type='compute.error' AND source='hurt'"
+        )
+    ]
+    assert error["phase"] == "load"
+    assert error["error"].startswith(
+        f'the database of sense "hurt" ({root / "data/senses/hurt.db"}) is damaged'
+    )
+    assert query(root, "SELECT count(*) FROM logs WHERE type='worker.crash_loop'") == [(0,)]
+    assert run_nerve("stop", cwd=root).code == 0
