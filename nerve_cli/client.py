@@ -32,6 +32,49 @@ def not_running(workspace: Workspace) -> DaemonNotRunning:
     return DaemonNotRunning(f"nerve is not running in {workspace.root} (start it with `nerve dev`)")
 
 
+PATIENCE_S = 0.5  # waited before looking whether the daemon is stopped, then again as often
+
+
+def _answer(sock: socket.socket, workspace: Workspace, timeout: float) -> bytes:
+    """The answer's line. A daemon that is stopped (SIGSTOP, a debugger) or silent past
+    `timeout` is not running for this command's purposes: `DaemonNotRunning`, with the reason."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    received = bytearray()
+    while True:
+        sock.settimeout(max(0.001, min(PATIENCE_S, deadline - time.monotonic())))
+        try:
+            chunk = sock.recv(1 << 16)
+        except TimeoutError:
+            pid, stopped = _daemon_state(workspace)
+            if stopped:
+                raise DaemonNotRunning(
+                    f"nerve (pid {pid}) is stopped (SIGSTOP, a debugger or job control) and does "
+                    f"not answer: `kill -CONT {pid}` resumes it"
+                ) from None
+            if time.monotonic() >= deadline:
+                raise DaemonNotRunning(
+                    f"nerve (pid {pid}) did not answer within {timeout:g}s: it may be overloaded "
+                    "or hung (see logs/nerve.log)"
+                ) from None
+            continue
+        received += chunk
+        if not chunk or b"\n" in chunk:
+            return bytes(received)
+
+
+def _daemon_state(workspace: Workspace) -> tuple[int | None, bool]:
+    """The daemon's pid (from its pid file) and whether that process is stopped."""
+    import psutil
+
+    try:
+        pid = int(workspace.pid_path.read_text())
+        return pid, psutil.Process(pid).status() in (psutil.STATUS_STOPPED, "tracing-stop")
+    except (OSError, ValueError, psutil.Error):
+        return None, False
+
+
 def request(
     workspace: Workspace, message: _Request, expected: type[R], timeout: float = DEFAULT_TIMEOUT_S
 ) -> R:
@@ -49,10 +92,7 @@ def request(
             raise not_running(workspace) from None
         try:
             sock.sendall(encode_message(message))
-            with sock.makefile("rb") as lines:
-                line = lines.readline()
-        except TimeoutError:
-            raise NerveError(f"the daemon did not answer within {timeout:g}s") from None
+            line = _answer(sock, workspace, timeout)
         except OSError as exc:
             raise NerveError(f"the connection to the daemon failed: {exc}") from None
     if not line:

@@ -88,6 +88,7 @@ from .supervise.worker_pool import WorkerPool
 from .timing.clock import AnyioClock
 from .timing.limits import RateLimits
 from .timing.marks import MarkBuffer
+from .timing.pauses import PauseWatch
 from .workflows.manager import WorkflowManager
 from .workflows.runner import WorkflowRunner
 from .workflows.runs import RunnerParts, UnknownWorkflow
@@ -144,6 +145,7 @@ class Kernel:
             self.clock, self._write, lambda: self.config, self._request, self._launch_delayed
         )
         self._sense_keys = RecentKeys()  # `trigger-sense` idempotency keys, ten minutes
+        self.pauses = PauseWatch()  # how long the kernel itself was away (SIGSTOP, suspend)
         self.limits = RateLimits()  # ctx.limit(): one window per name, for every worker
         self.retries = Retries(lambda: self.config, self.ledger, self._request)
 
@@ -222,6 +224,7 @@ class Kernel:
         async with anyio.create_task_group() as parts:
             self._parts = parts
             await parts.start(bus.run)
+            await parts.start(self.pauses.run)
             self._watch = ResourceWatch(
                 self.groups, self._limits(), self._record, self.options.resource_interval_s
             )
@@ -277,6 +280,7 @@ class Kernel:
             self._on_sense_log,
             self.options.group_policy,
             self.limits,
+            self.pauses,
         )
         self.groups[name] = group
         for sense in senses:

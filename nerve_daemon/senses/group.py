@@ -45,6 +45,7 @@ from ..supervise.progress import ProgressReport
 from ..supervise.supervisor import ExitReason, Supervised, Supervisor, shut_down
 from ..supervise.worker_pool import WorkerExited, WorkerPool, WorkerProcess
 from ..timing.limits import RateLimits
+from ..timing.pauses import PauseWatch
 from .parking import Parking
 
 log = logging.getLogger("nerve")
@@ -104,6 +105,7 @@ class SenseGroup(Supervised):
         on_sense_log: Callable[[SenseLog, str | None], None],
         policy: GroupPolicy | None = None,
         limits: RateLimits | None = None,
+        pauses: PauseWatch | None = None,
     ) -> None:
         self.name = name
         self.senses = senses
@@ -114,6 +116,7 @@ class SenseGroup(Supervised):
         self._policy = policy or GroupPolicy()
         self._limits = limits or RateLimits()  # the kernel's, shared with every worker
         self.parking = Parking(name, self._policy, record)
+        self._pauses = pauses or PauseWatch()  # the kernel's: time it was away is no one's fault
         self._blamed = False  # the last crash was under a compute: its sense's doing
         self._supervisor = Supervisor(self, pool, record, self._policy)
         self._ids = itertools.count(1)
@@ -272,8 +275,14 @@ class SenseGroup(Supervised):
             while len(self._sent) < PIPELINE and (job := self._next_job_nowait()) is not None:
                 await self._send(worker, job)
             head = self._sent[0]
-            with anyio.move_on_after(started + head.timeout - anyio.current_time()) as deadline:
-                result = await self._result_of(worker, head)
+            while True:  # past the deadline, add the time the kernel itself was away, and wait on
+                due = started + head.timeout + self._pauses.paused_since(started)
+                with anyio.move_on_after(due - anyio.current_time()) as deadline:
+                    result = await self._result_of(worker, head)
+                if not deadline.cancelled_caught or anyio.current_time() >= started + (
+                    head.timeout + self._pauses.paused_since(started)
+                ):
+                    break
             self._sent.popleft()
             if deadline.cancelled_caught:
                 head.finish(ComputeOutcome(OutcomeKind.TIMEOUT, detail=f"over {head.timeout:g}s"))

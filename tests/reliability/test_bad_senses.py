@@ -37,8 +37,8 @@ reflexes:
   - sense: good
     interval: 100ms
 """
-SECONDS = scaled(20, 600)  # how long the group-mate is watched
-COOLDOWN = scaled(5, 60)
+SECONDS = scaled(10, 600)  # how long the group-mate is watched
+COOLDOWN = scaled(3, 60)
 
 
 async def test_a_sense_that_kills_its_worker_is_parked_and_its_group_mate_computes_on(
