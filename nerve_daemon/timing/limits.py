@@ -50,7 +50,8 @@ class RateLimits:
         send (a bad name or rate) gets an error instead: the caller raises it."""
         problem = _problem(request)
         if problem is None and request.name not in self._windows:
-            self._forget_idle()
+            if len(self._windows) >= MAX_NAMES:  # full: make room, once, from the idle names
+                self._forget_idle()
             if len(self._windows) >= MAX_NAMES:
                 problem = f"more than {MAX_NAMES} rate limit names are in use"
         if problem is not None:
