@@ -7,7 +7,8 @@ import os
 import shutil
 import signal
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -23,3 +24,11 @@ def scratch_folder() -> Iterator[Path]:
             with contextlib.suppress(ProcessLookupError, ValueError, OSError):
                 os.kill(int(pid_file.read_text()), signal.SIGKILL)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30) -> None:
+    """Poll `predicate` until it holds; fail (not hang) once `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.1)

@@ -11,14 +11,13 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from ..cli.conftest import run_nerve
 from ..daemon.conftest import build_workspace
-from .conftest import scratch_folder
+from .conftest import scratch_folder, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -66,13 +65,6 @@ def computes(root: Path, sense: str) -> list[tuple[str, float]]:
     path = root / "senses" / sense / "computes"
     lines = path.read_text().split("\n") if path.exists() else []
     return [(line.split()[0], float(line.split()[1])) for line in lines if line]
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def next_fires(root: Path, sense: str) -> list[int]:

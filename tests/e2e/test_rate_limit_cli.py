@@ -8,13 +8,12 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
 
 import pytest
 
 from ..cli.conftest import run_nerve
 from ..daemon.conftest import build_workspace
-from .conftest import scratch_folder
+from .conftest import scratch_folder, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -27,13 +26,6 @@ def compute(ctx):
     (Path(__file__).parent / "called").touch()
     ctx.limit("ticketing", "1/h")
 """
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def test_status_shows_the_rate_limits_in_use() -> None:

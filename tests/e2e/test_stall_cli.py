@@ -4,23 +4,14 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 
 import pytest
 
 from ..cli.conftest import run_nerve
 from ..daemon.conftest import SLEEPER, build_workspace
-from .conftest import scratch_folder
+from .conftest import scratch_folder, wait_for
 
 pytestmark = pytest.mark.slow
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.1)
 
 
 def test_status_list_and_explain_show_a_stalled_run() -> None:
