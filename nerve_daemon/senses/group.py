@@ -275,22 +275,24 @@ class SenseGroup(Supervised):
             while len(self._sent) < PIPELINE and (job := self._next_job_nowait()) is not None:
                 await self._send(worker, job)
             head = self._sent[0]
-            while True:  # past the deadline, add the time the kernel itself was away, and wait on
-                due = started + head.timeout + self._pauses.paused_since(started)
-                with anyio.move_on_after(due - anyio.current_time()) as deadline:
+            while True:  # until its result, or its deadline (moved by the kernel's own pauses)
+                with anyio.move_on_after(self._due(head, started) - anyio.current_time()) as late:
                     result = await self._result_of(worker, head)
-                if not deadline.cancelled_caught or anyio.current_time() >= started + (
-                    head.timeout + self._pauses.paused_since(started)
-                ):
+                if not late.cancelled_caught or anyio.current_time() >= self._due(head, started):
                     break
             self._sent.popleft()
-            if deadline.cancelled_caught:
+            if late.cancelled_caught:
                 head.finish(ComputeOutcome(OutcomeKind.TIMEOUT, detail=f"over {head.timeout:g}s"))
                 worker.kill()
                 return ExitReason.TIMEOUT
             started = anyio.current_time()  # the worker moved on to the next one sent, if any
             kind = OutcomeKind.OK if result.ok else OutcomeKind.ERROR
             head.finish(ComputeOutcome(kind, result))
+
+    def _due(self, job: _Job, started: float) -> float:
+        """When `job`, running since `started`, times out: its deadline moved by the time the
+        kernel itself was away meanwhile (SIGSTOP, a suspend), which is no compute's doing."""
+        return started + job.timeout + self._pauses.paused_since(started)
 
     async def _send(self, worker: WorkerProcess, job: _Job) -> None:
         self._sent.append(job)
