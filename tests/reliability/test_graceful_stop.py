@@ -27,7 +27,7 @@ CONFIG = "workflows:\n  slow: {concurrency: 4, overflow: queue}\n"
 
 @pytest.fixture
 def root() -> Iterator[Path]:
-    with daemon_workspace(CONFIG, {}, {"slow": SLEEPER}) as root:
+    with daemon_workspace(CONFIG, {}, {"slow": SLEEPER}) as root:  # its role sleeps `prompt` s
         yield root
 
 
@@ -41,11 +41,13 @@ def test_sigterm_mid_role_exits_cleanly_and_every_run_resumes(root: Path, figure
     for _ in range(CYCLES):
         assert run_nerve("start", cwd=root).code == 0
         pid = int((root / "nerve.pid").read_text())
-        for _ in range(2):  # two runs whose role sleeps a second: mid-role at the SIGTERM
-            launched = run_nerve("workflow", "trigger", "slow", "--prompt", "1", "--json", cwd=root)
+        cycle = []
+        for _ in range(2):  # two runs whose role sleeps 3 s: mid-role at the SIGTERM
+            launched = run_nerve("workflow", "trigger", "slow", "--prompt", "3", "--json", cwd=root)
             assert launched.code == 0, launched.err
-            acknowledged.append(json.loads(launched.out)["runId"])
-        wait_for(lambda: list(statuses(root).values()).count("started") >= 2, timeout=30)
+            cycle.append(json.loads(launched.out)["runId"])
+        acknowledged += cycle
+        wait_for(lambda c=cycle: all(statuses(root).get(r) == "started" for r in c), timeout=30)
         daemon = psutil.Process(pid)
         began = time.monotonic()
         os.kill(pid, signal.SIGTERM)
