@@ -392,9 +392,17 @@ async def test_a_run_triggered_while_its_worker_respawns_waits_for_the_new_worke
     slow_respawn = GroupPolicy(backoff_first_s=2.0, backoff_max_s=2.0, stop_timeout_s=5.0)
     async with running(root, slow_respawn) as (kernel, _recorder):
         runner = kernel.workflow_runners["sleeper"]
+        killed = None
         for _ in range(2):  # the second exit within the window waits backoff_first_s
-            await wait_until(lambda: runner.state is WorkerState.RUNNING)
-            worker = runner.worker
+            await wait_until(  # a new worker, up (not the killed one, still RUNNING for a moment)
+                lambda k=killed: (
+                    runner.state is WorkerState.RUNNING
+                    and runner.worker is not None
+                    and runner.worker is not k
+                    and runner.worker.alive
+                )
+            )
+            worker = killed = runner.worker
             assert worker is not None
             os.kill(worker.pid, signal.SIGKILL)
             await wait_until(lambda w=worker: not w.alive)

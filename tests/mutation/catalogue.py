@@ -33,6 +33,9 @@ ADMISSION = "nerve_daemon/workflows/admission.py"
 WORKER = "nerve_daemon/workflows/worker.py"
 DELAYED = "nerve_daemon/timing/delayed.py"
 LIMITS = "nerve_daemon/timing/limits.py"
+PARKING = "nerve_daemon/senses/parking.py"
+LOG_STORE = "nerve_store/log_store.py"
+PAUSES = "nerve_daemon/timing/pauses.py"
 
 MUTATIONS = [
     # -- the log writer ------------------------------------------------------------------------
@@ -226,8 +229,8 @@ MUTATIONS = [
         "scheduler: a compute past its timeout is abandoned on time",
         "the timeout enforced at 8 ×",
         GROUP,
-        "anyio.move_on_after(started + head.timeout - anyio.current_time())",
-        "anyio.move_on_after(started + 8 * head.timeout - anyio.current_time())",
+        "return started + job.timeout + self._pauses.paused_since(started)",
+        "return started + 8 * job.timeout + self._pauses.paused_since(started)",
         ["tests/daemon/test_scheduling.py", "tests/reliability/test_worker_faults.py"],
     ),
     # -- workflows: admission, runner, worker ---------------------------------------------------
@@ -335,5 +338,30 @@ MUTATIONS = [
         "        if len(grants) >= count:\n",
         "        if len(grants) > count:\n",
         ["tests/daemon/test_rate_limits.py"],
+    ),
+    Mutation(
+        "parking: a sense that keeps killing its worker is parked",
+        "never parked",
+        PARKING,
+        "if len(kills) < self._policy.park_after or sense in self.parked:",
+        "if len(kills) < self._policy.park_after + 100 or sense in self.parked:",
+        ["tests/reliability/test_bad_senses.py"],
+    ),
+    Mutation(
+        "keys: a retried launch is the run its key made (durability)",
+        "the key not committed with the run",
+        LOG_STORE,
+        "            idem_key=op.key,\n",
+        "            idem_key=None,\n",
+        ["tests/daemon/test_keys.py"],
+        durability=True,
+    ),
+    Mutation(
+        "timeouts: the kernel's own pauses are no compute's fault",
+        "pauses not counted",
+        PAUSES,
+        "        return away\n",
+        "        return 0.0\n",
+        ["tests/reliability/test_stopped_kernel.py"],
     ),
 ]

@@ -26,17 +26,21 @@ SENSES = 6
 WORKS = (
     "import time\n\ndef compute(ctx):\n    at = time.time()\n    time.sleep(0.05)\n    return at\n"
 )
+# `long` is always computing (0.8 s of its 1 s timeout, ticks every 200 ms): the kernel stops
+# with its compute in flight, which answers while the kernel is stopped.
+LONG = "import time\n\ndef compute(ctx):\n    time.sleep(0.8)\n    return time.time()\n"
 CONFIG = (
-    "senses:\n"
+    "senses:\n  long: {group: busy, timeout: 1s}\n"
     + "".join(f"  s{n}: {{group: g{n % 3}, timeout: 1s}}\n" for n in range(SENSES))
-    + "reflexes:\n"
+    + "reflexes:\n  - sense: long\n    interval: 200ms\n"
     + "".join(f"  - sense: s{n}\n    interval: 200ms\n" for n in range(SENSES))
 )
 
 
 @pytest.fixture
 def root() -> Iterator[Path]:
-    with daemon_workspace(CONFIG, {f"s{n}": WORKS for n in range(SENSES)}) as root:
+    senses = {f"s{n}": WORKS for n in range(SENSES)}
+    with daemon_workspace(CONFIG, {**senses, "long": LONG}) as root:
         yield root
 
 
@@ -78,6 +82,7 @@ def test_a_stopped_kernel_fails_status_cleanly_and_resumes_without_spurious_work
         starts.setdefault(source, []).append(json.loads(payload))
     watched = counted_until - resumed_at  # the span after the resume whose computes count
     ticks = watched / 0.2  # what each sense's 200 ms grid holds in that span
+    starts.pop("long")
     after = {
         s: sum(1 for at in times if resumed_at <= at < resumed_at + watched)
         for s, times in starts.items()
