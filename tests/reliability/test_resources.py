@@ -93,7 +93,7 @@ async def test_a_sense_leaking_memory_is_restarted_at_its_limit_until_a_crash_lo
 
 class FullDisk:
     """Makes the daemon's writes fail as a full disk does, and frees it again, two ways:
-    - "tmpfs": data/ is an 8 MB tmpfs of its own, filled with a file until ENOSPC (needs root to
+    - "tmpfs": data/ is a 32 MB tmpfs of its own, filled with a file until ENOSPC (needs root to
       mount; without it, the test fails: it never falls back to a weaker way);
     - "rlimit": the daemon's RLIMIT_FSIZE drops to 0, so every write it makes fails (EFBIG;
       Python ignores SIGXFSZ), its own text log included, as on a disk full everywhere."""
@@ -104,11 +104,11 @@ class FullDisk:
         self.data.mkdir()
         self.tmpfs = way == "tmpfs"
         if self.tmpfs:  # no silent fallback: a tmpfs that cannot be mounted fails the test
-            mount = ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(self.data)]
+            mount = ["mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", str(self.data)]
             mounted = subprocess.run(mount, capture_output=True, text=True, check=False)
             assert mounted.returncode == 0, f"cannot mount a tmpfs (needs root): {mounted.stderr}"
         self.what = (
-            "data/ full (an 8 MB tmpfs)" if self.tmpfs else "every write failing (RLIMIT_FSIZE 0)"
+            "data/ full (a 32 MB tmpfs)" if self.tmpfs else "every write failing (RLIMIT_FSIZE 0)"
         )
         self._limit: tuple[int, int] | None = None
 
