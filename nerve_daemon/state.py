@@ -223,12 +223,7 @@ def _sense_state(group: SenseGroup | None, sense: str) -> str:
         return "STOPPED"
     if sense in group.load_errors and group.state is WorkerState.RUNNING:
         return "LOAD_ERROR"  # a sense that failed to load says so; its group mates run on
-    parked = group.parking.parked.get(sense)
-    if (
-        parked is not None
-        and time.monotonic() < parked.until
-        and group.state is not (WorkerState.FATAL)
-    ):
+    if group.parking.holds(sense) and group.state is not WorkerState.FATAL:
         return "PARKED"  # it kept killing the worker: set aside, its group mates run on
     return str(group.state)
 

@@ -87,6 +87,12 @@ class Parking:
         self._unpark(sense, "its cool-down ended")
         return None
 
+    def holds(self, sense: str) -> bool:
+        """Whether `sense` is parked now (read-only: an ended cool-down is left for
+        `why_parked` to record)."""
+        parked = self.parked.get(sense)
+        return parked is not None and self._clock() < parked.until
+
     def release_all(self, why: str) -> None:
         """The group was reloaded (its code or config changed): every sense may try again."""
         for sense in list(self.parked):

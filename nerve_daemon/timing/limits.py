@@ -16,7 +16,7 @@ from __future__ import annotations
 import collections
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from nerve_core import MAX_RATE_COUNT, LimitGrant, LimitRequest
@@ -90,11 +90,7 @@ class RateLimits:
         grants = window.grants
         while grants and grants[0] <= now - period_s:
             grants.popleft()  # left the window: it constrains no call from now on
-        at = now
-        if len(grants) >= count:
-            at = max(at, grants[-count] + period_s)
-        if grants:
-            at = max(at, grants[-1])  # in request order, even across a change of rate
+        at = _next_free(grants, count, period_s, now)
         grants.append(at)
         return at
 
@@ -105,11 +101,7 @@ class RateLimits:
         result: dict[str, dict[str, object]] = {}
         for name, window in sorted(self._windows.items()):
             kept = [at for at in window.grants if at > now - window.period_s]
-            free_at = now
-            if len(kept) >= window.count:
-                free_at = kept[-window.count] + window.period_s
-            if kept:
-                free_at = max(free_at, kept[-1])
+            free_at = _next_free(kept, window.count, window.period_s, now)
             result[name] = {
                 "rate": f"{window.count}/{format_duration(window.period_s)}",
                 "inWindow": sum(1 for at in kept if at <= now),
@@ -127,6 +119,17 @@ class RateLimits:
             if not window.grants or window.grants[-1] <= now - window.period_s
         ]:
             del self._windows[name]
+
+
+def _next_free(grants: Sequence[float], count: int, period: float, now: float) -> float:
+    """The first instant from `now` at which one more grant keeps `count` per `period`, after
+    `grants` (those still in the window or ahead, oldest first), in request order."""
+    at = now
+    if len(grants) >= count:
+        at = max(at, grants[-count] + period)
+    if grants:
+        at = max(at, grants[-1])  # in request order, even across a change of rate
+    return at
 
 
 def _problem(request: LimitRequest) -> str | None:
