@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Engine, Row, delete, func, select
 from nerve_core.errors import StoreError
 
 from . import _sqlite
+from ._files import fsync_dir
 from .log_store import DeleteArchived
 from .schema import META_ARCHIVE_WATERMARK, logs, migrate, set_meta
 
@@ -156,7 +157,7 @@ def _archive_day(
             out.flush()
             os.fsync(out.fileno())
     os.replace(temp, target)
-    _fsync_dir(archive_dir)
+    fsync_dir(archive_dir)
     _checkpoint("renamed")
     commit(DeleteArchived(read_ids, end))
     _checkpoint("deleted")
@@ -206,14 +207,6 @@ def read_archive_day(path: Path) -> Iterator[dict[str, object]]:
                 yield orjson.loads(line)
             except orjson.JSONDecodeError as exc:
                 raise StoreError(f"{path}:{number}: not a JSON row ({exc})") from None
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:

@@ -1,6 +1,8 @@
 """Content-addressed blobs: `data/blobs/<first 2 hex>/<remaining 62 hex>`, named by sha256.
 
-A write goes to a temp file in the blob's folder, is fsynced, and renamed into place, so a reader
+A write goes to a temp file in the blob's folder, is fsynced, renamed into place, and the folder
+is fsynced (the rename, and a new fan-out folder's own name, are durable only then: a row that
+names the blob is written after, so a power loss never leaves a row whose blob is gone). A reader
 never sees a partial blob and concurrent writers of the same content are harmless (the last
 rename wins with identical bytes). A read verifies the digest: a blob changed on disk raises
 `BlobIntegrityError` instead of returning wrong bytes. Digests are validated before any path is
@@ -18,6 +20,8 @@ from pathlib import Path
 
 from nerve_core.errors import BlobIntegrityError, StoreError
 
+from ._files import fsync_dir
+
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
@@ -33,7 +37,10 @@ class BlobStore:
         target = self._path_of(digest)
         if target.is_file():
             return digest
+        made_folder = not target.parent.is_dir()
         target.parent.mkdir(parents=True, exist_ok=True)
+        if made_folder:
+            fsync_dir(self.path)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out:
@@ -41,6 +48,7 @@ class BlobStore:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, target)
+            fsync_dir(target.parent)
         except BaseException as exc:
             Path(temp).unlink(missing_ok=True)
             if isinstance(exc, OSError):  # a full disk, say: name it, and where

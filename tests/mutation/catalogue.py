@@ -114,6 +114,15 @@ MUTATIONS = [
         ["tests/store/test_blobs.py"],
         durability=True,
     ),
+    Mutation(
+        "blobs: the rename is durable before a row can name the blob",
+        "the folder's fsync after the rename removed",
+        BLOBS,
+        "            fsync_dir(target.parent)\n",
+        "",
+        ["tests/store/test_blobs.py"],
+        durability=True,
+    ),
     # -- the read-only authorizer --------------------------------------------------------------
     Mutation(
         "authorizer: a read-only handle cannot insert",

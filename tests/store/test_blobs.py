@@ -22,15 +22,17 @@ def test_a_blob_is_stored_under_its_sha256_and_read_back(tmp_path: Path) -> None
     assert blobs.read(digest) == b"hello nerve"
 
 
-def test_a_blob_is_fsynced_before_it_is_renamed_into_place(
+def test_a_blob_is_fsynced_before_it_is_renamed_into_place_and_its_folder_after(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A reader must never find a blob whose bytes a power loss could still take back."""
+    """A reader must never find a blob whose bytes a power loss could still take back, nor a
+    row name a blob whose name a power loss could take back (the rename is durable only once
+    its folder is synced; a new fan-out folder, once the store's folder is)."""
     steps: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
 
     def fsync(fd: int) -> None:
-        steps.append("fsync")
+        steps.append(f"fsync {Path(os.readlink(f'/proc/self/fd/{fd}')).relative_to(tmp_path)}")
         real_fsync(fd)
 
     def replace(source: str, target: str) -> None:
@@ -39,8 +41,19 @@ def test_a_blob_is_fsynced_before_it_is_renamed_into_place(
 
     monkeypatch.setattr(os, "fsync", fsync)
     monkeypatch.setattr(os, "replace", replace)
-    BlobStore(tmp_path / "blobs").write(b"durable")
-    assert steps[:2] == ["fsync", "rename"]
+    blobs = BlobStore(tmp_path / "blobs")
+    (tmp_path / "blobs").mkdir()
+    digest = blobs.write(b"durable")
+    folder = f"blobs/{digest[:2]}"
+    temp = steps[1].split("/")[-1]
+    assert steps == ["fsync blobs", f"fsync {folder}/{temp}", "rename", f"fsync {folder}"]
+    assert temp.startswith(".tmp-")
+    steps.clear()
+    same_folder = (b"%d" % n for n in range(10_000))  # a second blob in the same fan-out folder
+    other = next(data for data in same_folder if hashlib.sha256(data).hexdigest()[:2] == digest[:2])
+    blobs.write(other)
+    assert [step.split(" ")[0] for step in steps] == ["fsync", "rename", "fsync"]
+    assert steps[-1] == f"fsync {folder}"
 
 
 def test_writing_the_same_content_twice_keeps_one_file(tmp_path: Path) -> None:
