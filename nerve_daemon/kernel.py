@@ -44,6 +44,7 @@ from nerve_core import (
     SenseInfo,
     SenseLog,
     Signal,
+    Synchronous,
     TimerInfo,
     TriggerKind,
     WorkflowDirective,
@@ -59,6 +60,7 @@ from nerve_store import (
     LogWriter,
     Stall,
     WriteOp,
+    make_dirs,
     now_ms,
 )
 
@@ -96,7 +98,7 @@ from .workflows.runs import RunnerParts, UnknownWorkflow
 __all__ = ["Kernel", "KernelOptions", "UnknownSense"]
 
 log = logging.getLogger("nerve")
-
+WAL_SYNC_EVERY_S = 1.0  # under `synchronous: normal`, what a power cut can take back at most
 
 _LIFECYCLE = {
     LogType.KERNEL_START,
@@ -169,6 +171,9 @@ class Kernel:
                         linger_s=self.options.log_linger_s,
                         on_stall_end=self._stall_ended,
                         on_stall_start=self._stall_started,
+                        sync_every_s=WAL_SYNC_EVERY_S
+                        if self.config.store.synchronous is Synchronous.NORMAL
+                        else None,
                     )
                     async with writer:
                         self._writer = writer
@@ -636,6 +641,6 @@ def _on_signal(scheduler: ReflexScheduler, sense: str) -> Callable[[Signal], Non
 def _private_dir(path: Path) -> None:
     """`path` exists and only its owner may read it: what nerve keeps (logs, runs, what senses
     return) is nobody else's."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    make_dirs(path, mode=0o700)  # durably: a power loss must not take back its name
     if path.stat().st_mode & 0o077:
         path.chmod(0o700)

@@ -12,6 +12,7 @@ Built on nerve_core only.
 
 from __future__ import annotations
 
+from ._files import make_dirs
 from .archive import ArchiveReport, archive_logs, read_archive_day
 from .blobs import BlobStore
 from .log_reader import LogReader
@@ -63,6 +64,7 @@ __all__ = [
     "WriteOp",
     "apply_migrations",
     "archive_logs",
+    "make_dirs",
     "now_ms",
     "open_sense_db",
     "open_sense_db_readonly",

@@ -13,3 +13,20 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_dirs(path: Path, mode: int = 0o777) -> bool:
+    """`path` and its missing parents, each made durable: a folder's own name is on the disk only
+    once the folder holding it is fsynced (SQLite syncs the folder of a database it creates, not
+    that folder's parent). True if anything was made."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=mode)
+        except FileExistsError:  # made meanwhile by another process: it syncs its own
+            continue
+        fsync_dir(folder.parent)
+    return bool(missing)

@@ -19,6 +19,8 @@ from sqlalchemy.pool import QueuePool
 
 from nerve_core.errors import StoreError
 
+from ._files import make_dirs
+
 BUSY_TIMEOUT_MS = 5000
 
 # Authorizer action codes that only read: everything else is denied on read-only handles.
@@ -61,7 +63,7 @@ _DESCRIBE_PRAGMAS = {
 
 def open_writer(path: Path, *, synchronous: str = "normal") -> Engine:
     """An engine over `path` (created if missing) for its one writer."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     engine = create_engine(f"sqlite+pysqlite:///{path}")
 
     @event.listens_for(engine, "connect")

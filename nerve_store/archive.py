@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, Row, delete, func, select
 from nerve_core.errors import StoreError
 
 from . import _sqlite
-from ._files import fsync_dir
+from ._files import fsync_dir, make_dirs
 from .log_store import DeleteArchived
 from .schema import META_ARCHIVE_WATERMARK, logs, migrate, set_meta
 
@@ -66,7 +66,7 @@ def archive_logs(
     store archive`), this opens a writer of its own."""
     boundary = cutoff_ms - cutoff_ms % DAY_MS
     report = ArchiveReport(boundary_ms=boundary)
-    archive_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(archive_dir)
     for stale in archive_dir.glob(".*.tmp"):
         stale.unlink(missing_ok=True)  # left by a run that crashed before its rename
     own = commit is None

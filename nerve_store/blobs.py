@@ -20,7 +20,7 @@ from pathlib import Path
 
 from nerve_core.errors import BlobIntegrityError, StoreError
 
-from ._files import fsync_dir
+from ._files import fsync_dir, make_dirs
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -37,10 +37,7 @@ class BlobStore:
         target = self._path_of(digest)
         if target.is_file():
             return digest
-        made_folder = not target.parent.is_dir()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if made_folder:
-            fsync_dir(self.path)
+        make_dirs(target.parent)
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
         try:
             with os.fdopen(fd, "wb") as out:

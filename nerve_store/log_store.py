@@ -182,6 +182,11 @@ class LogStore:
         try:
             with engine.begin() as connection:
                 migrate(connection)
+            raw = engine.raw_connection()  # outside a transaction, where a checkpoint can run
+            try:  # the schema and what the last run left, synced even under `normal`
+                raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+            finally:
+                raw.close()
         except Exception as exc:
             engine.dispose()
             if _sqlite.damaged(exc):

@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -103,3 +104,62 @@ def ask(root: Path, line: bytes) -> dict[str, Any]:
         with sock.makefile("rb") as answers:
             answer: dict[str, Any] = json.loads(answers.readline())
             return answer
+
+
+class Stream:
+    """Sends `trigger-workflow` requests one after another, reconnecting while the daemon is
+    down; keeps the id of every run the daemon acknowledged."""
+
+    def __init__(
+        self, root: Path, workflow: str, *, keyed: bool = False, pace_s: float = 0.0
+    ) -> None:
+        self.path = str(root / "nerve.sock")
+        self.workflow = workflow
+        self.stopped = threading.Event()  # set: the stream ends at its next request
+        self.acked_at: list[float] = []  # monotonic instant of each acknowledgement
+        self.pace_s = pace_s  # a pause after each answer
+        self.keyed = keyed  # each request has a key, and is sent again until it is answered
+        self.acknowledged: list[str] = []
+        self.unanswered = 0  # requests sent when the daemon died: not acknowledged
+        self.found = 0  # keyed requests answered with the run an earlier try had made
+        self.latencies: list[float] = []
+
+    def run(self, count: int, deadline: float) -> None:
+        sock: socket.socket | None = None
+        lines = None
+        waiting = False  # a request was sent and its answer has not come
+        while len(self.acknowledged) < count and time.monotonic() < deadline:
+            if self.stopped.is_set():
+                break
+            try:
+                if sock is None:
+                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    sock.settimeout(10)
+                    sock.connect(self.path)
+                    lines = sock.makefile("rb")
+                assert lines is not None
+                request = {"type": "trigger-workflow", "workflow": self.workflow, "prompt": "hi"}
+                if self.keyed:
+                    request["key"] = f"request-{len(self.acknowledged)}"
+                sent = time.monotonic()
+                sock.sendall(json.dumps(request).encode() + b"\n")
+                waiting = True
+                line = lines.readline()
+                if not line:
+                    raise ConnectionResetError("closed")
+                answer = json.loads(line)
+                assert answer["ok"], answer
+                waiting = False
+                self.acknowledged.append(answer["runId"])
+                self.found += answer["existing"]
+                self.acked_at.append(time.monotonic())
+                self.latencies.append(self.acked_at[-1] - sent)
+                time.sleep(self.pace_s)
+            except OSError:
+                self.unanswered += waiting
+                if sock is not None:
+                    sock.close()
+                sock, lines, waiting = None, None, False
+                time.sleep(0.02)
+        if sock is not None:
+            sock.close()

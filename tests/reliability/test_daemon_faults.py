@@ -4,9 +4,7 @@ retries each request with its idempotency key until it is answered makes no run 
 
 from __future__ import annotations
 
-import json
 import random
-import socket
 import sqlite3
 import threading
 import time
@@ -19,7 +17,17 @@ from nerve_core import RunStatus
 
 from ..cli.conftest import run_nerve
 from ..scale import scaled
-from .conftest import ECHO, RETURN_ONE, Figure, daemon_workspace, kill_daemon, ms, query, wait_for
+from .conftest import (
+    ECHO,
+    RETURN_ONE,
+    Figure,
+    Stream,
+    daemon_workspace,
+    kill_daemon,
+    ms,
+    query,
+    wait_for,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,55 +50,6 @@ def root() -> Iterator[Path]:
         yield root
 
 
-class Stream:
-    """Sends `trigger-workflow` requests one after another, reconnecting while the daemon is
-    down; keeps the id of every run the daemon acknowledged."""
-
-    def __init__(self, root: Path, *, keyed: bool = False) -> None:
-        self.path = str(root / "nerve.sock")
-        self.keyed = keyed  # each request has a key, and is sent again until it is answered
-        self.acknowledged: list[str] = []
-        self.unanswered = 0  # requests sent when the daemon died: not acknowledged
-        self.found = 0  # keyed requests answered with the run an earlier try had made
-        self.latencies: list[float] = []
-
-    def run(self, count: int, deadline: float) -> None:
-        sock: socket.socket | None = None
-        lines = None
-        waiting = False  # a request was sent and its answer has not come
-        while len(self.acknowledged) < count and time.monotonic() < deadline:
-            try:
-                if sock is None:
-                    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                    sock.settimeout(10)
-                    sock.connect(self.path)
-                    lines = sock.makefile("rb")
-                assert lines is not None
-                request = {"type": "trigger-workflow", "workflow": "quick", "prompt": "hi"}
-                if self.keyed:
-                    request["key"] = f"request-{len(self.acknowledged)}"
-                sent = time.monotonic()
-                sock.sendall(json.dumps(request).encode() + b"\n")
-                waiting = True
-                line = lines.readline()
-                if not line:
-                    raise ConnectionResetError("closed")
-                answer = json.loads(line)
-                assert answer["ok"], answer
-                waiting = False
-                self.acknowledged.append(answer["runId"])
-                self.found += answer["existing"]
-                self.latencies.append(time.monotonic() - sent)
-            except OSError:
-                self.unanswered += waiting
-                if sock is not None:
-                    sock.close()
-                sock, lines, waiting = None, None, False
-                time.sleep(0.02)
-        if sock is not None:
-            sock.close()
-
-
 def run_table(root: Path) -> dict[str, str]:
     return dict(query(root, "SELECT run_id, status FROM workflow_runs"))
 
@@ -99,7 +58,7 @@ def test_sigkill_of_the_daemon_under_1000_acknowledged_requests_loses_none(
     root: Path, figure: Figure
 ) -> None:
     assert run_nerve("start", cwd=root).code == 0
-    stream = Stream(root)
+    stream = Stream(root, "quick")
     client = threading.Thread(target=stream.run, args=(REQUESTS, time.monotonic() + 120))
     client.start()
     chance = random.Random(7)
@@ -166,7 +125,7 @@ def test_a_client_retrying_with_keys_through_daemon_kills_makes_no_run_twice(
     root: Path, figure: Figure
 ) -> None:
     assert run_nerve("start", cwd=root).code == 0
-    stream = Stream(root, keyed=True)
+    stream = Stream(root, "quick", keyed=True)
     client = threading.Thread(target=stream.run, args=(REQUESTS, time.monotonic() + 120))
     client.start()
     chance = random.Random(11)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import sys
@@ -41,6 +42,38 @@ def test_a_write_is_acknowledged_only_once_it_is_visible_to_other_connections(
         for n in range(50):
             writer.write(AppendLogs([row(n)]))
             assert committed_count(store.path) == n + 1
+
+
+def test_under_normal_the_wal_is_fsynced_within_sync_every_s_of_a_commit_busy_or_idle(
+    store: LogStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite syncs the WAL only at its checkpoints under `synchronous: normal`; the writer
+    syncs it itself, once per period while commits go on and once more when they stop."""
+    wal = f"{store.path}-wal"
+    synced: list[float] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}") == wal:
+            synced.append(time.monotonic())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with LogWriter(store, sync_every_s=0.3) as writer:
+        began = time.monotonic()
+        while time.monotonic() - began < 1.0:  # busy: a commit every 10 ms for a second
+            writer.write(AppendLogs([row(0)]))
+            time.sleep(0.01)
+        busy = len(synced)
+        stopped = time.monotonic()
+        deadline = stopped + 10
+        while len(synced) == busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert synced[-1] > stopped  # idle: the last commits were synced without another
+        time.sleep(0.5)
+        assert len(synced) == busy + 1  # and nothing more while nothing is written
+    assert 1 <= busy <= 5, synced  # ~1 s / 0.3 s (3 measured), not one per commit (~90)
+    assert writer.stats.wal_syncs == len(synced)
 
 
 def test_posted_rows_linger_to_share_a_commit_but_a_waited_write_cuts_it_short(
