@@ -10,6 +10,7 @@ from pathlib import Path
 
 import anyio
 import pytest
+from sqlalchemy import Connection
 
 from nerve_core import START, LogType, RunStatus
 from nerve_core.errors import StoreError
@@ -22,6 +23,7 @@ from nerve_store import (
     LogWriter,
     Together,
     TransitionRun,
+    WriteOp,
 )
 
 
@@ -58,12 +60,18 @@ def test_under_normal_the_wal_is_fsynced_within_sync_every_s_of_a_commit_busy_or
             synced.append(time.monotonic())
         real_fsync(fd)
 
+    def slow_apply(ops: list[WriteOp], connection: Connection | None = None) -> None:
+        time.sleep(0.005)  # a commit takes 5 ms: posted every ms, rows are always waiting
+        real_apply(ops, connection)
+
     monkeypatch.setattr(os, "fsync", fsync)
+    real_apply = store.apply
+    monkeypatch.setattr(store, "apply", slow_apply)
     with LogWriter(store, sync_every_s=0.3) as writer:
         began = time.monotonic()
-        while time.monotonic() - began < 1.0:  # busy: rows arrive faster than a commit takes,
-            writer.post(AppendLogs([row(0)]))  # so the writer is never idle for a second
-            time.sleep(0.0001)
+        while time.monotonic() - began < 1.0:  # busy: the writer never finds its queue empty
+            writer.post(AppendLogs([row(0)]))
+            time.sleep(0.001)
         busy = len(synced)
         stopped = time.monotonic()
         deadline = stopped + 10
