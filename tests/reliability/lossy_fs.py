@@ -6,15 +6,19 @@ folder's names as of its last fsync. The model is POSIX's, strictly (ext4, xfs a
 more: fsyncing a new file there also keeps its name, and its new folders' names):
 
 - a write is durable once its file is fsynced (bytes and size as they are then);
-- a create, mkdir, rename or unlink is durable once its folder is fsynced.
+- a create, mkdir, rename or unlink is durable once its folder is fsynced;
+- before that, any 512-byte sector of a write may reach the disk anyway, in any order, and
+  stay (a disk writes its cache back when it likes): each does with the chance `early`. So a
+  cut can leave a WAL frame torn, or a page of the database newer than its last sync.
 
 A rename not followed by its folder's fsync is lost; a file whose name is durable but whose
 bytes were never synced comes back empty (as delayed allocation leaves it).
 
 `LossyMount` (the test side) mounts it in a process of its own, cuts the power (the writers must
 be dead first: killed, as a power cut kills them), and rebuilds `live` as the disk would be
-found. Run as a script: `lossy_fs.py LIVE MOUNTPOINT STATE` serves until unmounted, then writes
-the durable names to STATE (JSON) for the rebuild; the synced bytes are in STATE's folder.
+found. Run as a script: `lossy_fs.py LIVE MOUNTPOINT STATE EARLY SEED` serves until unmounted,
+then writes the durable names to STATE (JSON) for the rebuild; the synced bytes are in STATE's
+folder.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -31,11 +36,14 @@ from pathlib import Path
 from typing import Any
 
 PAGE = 4096
+SECTOR = 512
 
 
 class LossyFs:  # the operations fusepy calls, by name; each path is relative to the mount
-    def __init__(self, live: Path, shadow: Path) -> None:
+    def __init__(self, live: Path, shadow: Path, early: float = 0.0, seed: int = 0) -> None:
         self.live = live
+        self.early = early
+        self.chance = random.Random(seed)
         self.shadow = shadow  # <file id>: the bytes of each file as of its last fsync
         self.guard = threading.Lock()
         self.next_id = 0
@@ -96,9 +104,21 @@ class LossyFs:  # the operations fusepy calls, by name; each path is relative to
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         written = os.pwrite(fh, data, offset)
         with self.guard:
-            pages = self.dirty.setdefault(self._id_of(fh), set())
+            file_id = self._id_of(fh)
+            pages = self.dirty.setdefault(file_id, set())
             pages.update(range(offset // PAGE, (offset + max(written, 1) - 1) // PAGE + 1))
+            if self.early:
+                self._write_back_some(file_id, data[:written], offset)
         return written
+
+    def _write_back_some(self, file_id: int, data: bytes, offset: int) -> None:
+        """Put some sectors of this write on the disk now, unasked."""
+        target = self.shadow / str(file_id)
+        with open(target, "r+b" if target.exists() else "wb") as out:
+            for start in range(0, len(data), SECTOR):
+                if self.chance.random() < self.early:
+                    out.seek(offset + start)
+                    out.write(data[start : start + SECTOR])
 
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         os.truncate(self._path(path), length)
@@ -183,7 +203,7 @@ class LossyFs:  # the operations fusepy calls, by name; each path is relative to
         return {key: getattr(stat, key) for key in (*keys, "f_flag", "f_frsize", "f_namemax")}
 
 
-def serve(live: Path, mountpoint: Path, state: Path) -> None:
+def serve(live: Path, mountpoint: Path, state: Path, early: float, seed: int) -> None:
     from fuse import FUSE, FuseOSError, Operations
 
     class Served(LossyFs, Operations):  # fusepy answers an OSError raised in an operation
@@ -198,7 +218,7 @@ def serve(live: Path, mountpoint: Path, state: Path) -> None:
     shadow = state.parent / "shadow"
     shutil.rmtree(shadow, ignore_errors=True)
     shadow.mkdir(parents=True)
-    operations = Served(live, shadow)
+    operations = Served(live, shadow, early, seed)
     FUSE(operations, str(mountpoint), foreground=True, big_writes=True, use_ino=False)
     state.write_text(json.dumps(operations.durable))  # unmounted: what the disk holds
 
@@ -206,14 +226,18 @@ def serve(live: Path, mountpoint: Path, state: Path) -> None:
 class LossyMount:
     """`live` served at `mountpoint` by a FUSE process, until `power_cut()`."""
 
-    def __init__(self, live: Path, mountpoint: Path, state: Path) -> None:
+    def __init__(self, live: Path, mountpoint: Path, state: Path, early: float = 0.0) -> None:
         self.live, self.mountpoint, self.state = live, mountpoint, state
+        self.early = early  # the chance that a sector not yet synced reaches the disk anyway
+        self.mounts = 0
         self.process: subprocess.Popen[bytes] | None = None
 
     def mount(self) -> None:
         self.state.unlink(missing_ok=True)
         assert not os.path.ismount(self.mountpoint), f"{self.mountpoint} is mounted already"
-        command = [sys.executable, __file__, str(self.live), str(self.mountpoint), str(self.state)]
+        self.mounts += 1
+        paths = [str(self.live), str(self.mountpoint), str(self.state)]
+        command = [sys.executable, __file__, *paths, str(self.early), str(self.mounts)]
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
         while not os.path.ismount(self.mountpoint):
@@ -262,4 +286,5 @@ class LossyMount:
 
 
 if __name__ == "__main__":
-    serve(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]))
+    live, mountpoint, state, early, seed = sys.argv[1:]
+    serve(Path(live), Path(mountpoint), Path(state), float(early), int(seed))
