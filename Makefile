@@ -32,6 +32,7 @@ types: $(STAMP)
 tools:
 	@command -v strace >/dev/null || (apt-get update -qq && apt-get install -y -qq strace >/dev/null)
 	@command -v faketime >/dev/null || (apt-get update -qq && apt-get install -y -qq faketime >/dev/null)
+	@command -v sqlite3 >/dev/null || (apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null)
 	@ldconfig -p | grep -q 'libfuse\.so\.2 ' || (apt-get update -qq && apt-get install -y -qq libfuse2 >/dev/null)
 
 # Four workers on two cores: most tests wait on processes (sleeps, workers, the daemon), so the

@@ -35,6 +35,7 @@ KERNEL_SIGNALS: dict[str, str] = {
     "@run.stalled": "a started run committed no message for its workflow's stall_after",
     "@store.stall": "logs.db cannot be written (a full disk, say); writes are held",
     "@store.recovered": "logs.db is writable again; what was held has committed",
+    "@store.damaged": "the check after a start found damaged pages in logs.db",
 }
 
 
@@ -81,6 +82,7 @@ class LogType(StrEnum):
     KERNEL_STOP = "kernel.stop"
     STORE_ARCHIVE = "store.archive"  # old log rows moved to data/archive/logs/
     STORE_STALL = "store.stall"  # logs.db could not be written for a while (e.g. disk full)
+    STORE_DAMAGED = "store.damaged"  # the check after a start found damaged pages in logs.db
     SENSE_LOG = "sense.log"  # a sense's own `ctx.log(...)`
     SENSE_DECISION = "sense.decision"  # a scheduling decision that lost work (nerve explain)
     SENSE_PARKED = "sense.parked"  # a sense that kept killing its worker is set aside a while

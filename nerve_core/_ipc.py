@@ -286,6 +286,7 @@ class HealthResponse(OkResponse):
     sense_names: list[StrictStr] = Field(default_factory=list)  # as nerve.yaml declares them
     workers: list[WorkerInfo]
     store_error: StrictStr | None = None  # why logs.db cannot be written now, if it cannot
+    store_damage: StrictStr | None = None  # damaged pages the check after the start found
     run_progress: dict[str, ProgressInfo] = Field(default_factory=dict)  # run id → its report
     # run id → seconds since its last message, for the runs past their workflow's stall_after
     stalled_runs: dict[str, float] = Field(default_factory=dict)

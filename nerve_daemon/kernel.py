@@ -72,6 +72,7 @@ from .control.file_watch import FileWatcher
 from .control.ipc import DaemonIpcServer
 from .control.reload import Reload
 from .control.reload_plan import running_now
+from .control.store_check import StoreCheck
 from .explain import explain_run, explain_sense, explain_signal
 from .explain.live import live_sense
 from .lifetimes import Tracked, left
@@ -149,6 +150,7 @@ class Kernel:
         self._sense_keys = RecentKeys()  # `trigger-sense` idempotency keys, ten minutes
         self.pauses = PauseWatch()  # how long the kernel itself was away (SIGSTOP, suspend)
         self.limits = RateLimits()  # ctx.limit(): one window per name, for every worker
+        self.store_check = StoreCheck(self.workspace.logs_db, self._record)  # once per start
         self.retries = Retries(lambda: self.config, self.ledger, self._request)
 
     # -- lifetime --------------------------------------------------------------------------------
@@ -230,6 +232,7 @@ class Kernel:
             self._parts = parts
             await parts.start(bus.run)
             await parts.start(self.pauses.run)
+            parts.start_soon(self.store_check.run)
             self._watch = ResourceWatch(
                 self.groups, self._limits(), self._record, self.options.resource_interval_s
             )
@@ -478,6 +481,7 @@ class Kernel:
                 runners=self.workflow_runners,
                 stall=None if self._writer is None else self._writer.stall,
                 limits=self.limits,
+                store_damage=self.store_check.damage,
             )
         )
 

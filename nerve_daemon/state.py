@@ -74,6 +74,7 @@ class KernelState:
     workers: tuple[WorkerView, ...]
     workflows: tuple[WorkflowView, ...]
     store_problem: str | None  # why logs.db cannot be written now, if it cannot
+    store_damage: str | None  # what the check after the start found damaged in logs.db
     rate_limits: Mapping[str, Mapping[str, object]]  # ctx.limit() names in use: RateLimits
 
 
@@ -92,6 +93,7 @@ class Parts:
     runners: Mapping[str, WorkflowRunner]
     stall: Stall | None
     limits: RateLimits | None = None
+    store_damage: str | None = None
 
 
 def snapshot(parts: Parts) -> KernelState:
@@ -144,6 +146,7 @@ def snapshot(parts: Parts) -> KernelState:
         workers=tuple(workers),
         workflows=workflows,
         store_problem=stall_problem(parts.stall),
+        store_damage=parts.store_damage,
         rate_limits={} if parts.limits is None else parts.limits.describe(),
     )
 
@@ -166,6 +169,7 @@ def render_health(state: KernelState) -> HealthResponse:
             for worker in state.workers
         ],
         store_error=state.store_problem,
+        store_damage=state.store_damage,
         run_progress={
             run_id: _progress_info(report)
             for workflow in state.workflows

@@ -13,6 +13,7 @@ Built on nerve_core only.
 from __future__ import annotations
 
 from ._files import make_dirs
+from ._sqlite import quick_check
 from .archive import ArchiveReport, archive_logs, read_archive_day
 from .blobs import BlobStore
 from .log_reader import LogReader
@@ -68,6 +69,7 @@ __all__ = [
     "now_ms",
     "open_sense_db",
     "open_sense_db_readonly",
+    "quick_check",
     "read_archive_day",
     "read_marks",
     "read_timer",

@@ -107,10 +107,12 @@ def status(root: RootOption = None, as_json: JsonOption = False) -> None:
             for name, each in health.rate_limits.items()
         ]
         say(f"rate limits: {'; '.join(limits)}")
-    if health.store_error:
+    if health.store_error or health.store_damage:
         from ..output import warn
 
-        warn(health.store_error)
+        for problem in (health.store_error, health.store_damage):
+            if problem:
+                warn(problem)
 
 
 def logs(

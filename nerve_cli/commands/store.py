@@ -1,4 +1,4 @@
-"""`nerve store`: maintenance of data/ (the log archive)."""
+"""`nerve store`: maintenance of data/ (the log archive, a damaged logs.db)."""
 
 from __future__ import annotations
 
@@ -78,3 +78,45 @@ def archive(
         say(f"nothing to archive: no rows before {format_ts(report.boundary_ms)}")
     if report.vacuumed:
         say("logs.db compacted")
+
+
+@app.command("recover")
+def recover(root: RootOption = None, as_json: JsonOption = False) -> None:
+    """Salvage a logs.db with damaged pages into a fresh one (nerve must be stopped)."""
+    import sqlite3
+
+    from nerve_core.errors import StoreError
+    from nerve_daemon.service import workspace_lock
+    from nerve_store.recover import recover_logs_db
+
+    from ..output import counted, print_json, say
+    from ..workspace import find_workspace
+
+    workspace = find_workspace(workspace_root(root))
+    with workspace_lock(workspace):  # refused, saying so, while nerve runs here
+        try:
+            report = recover_logs_db(workspace.logs_db)
+        except sqlite3.Error as exc:  # what the damage makes SQLite say, where nothing expected it
+            raise StoreError(f"{workspace.logs_db} could not be recovered: {exc}") from None
+    skipped = {
+        table: [[first, last] for first, last in ranges] for table, ranges in report.skipped.items()
+    }
+    if as_json:
+        print_json(
+            {
+                "kept": report.kept,
+                "skipped": skipped,
+                "refused": report.refused,
+                "damaged": str(report.damaged),
+            }
+        )
+        return
+    kept = ", ".join(f"{table} {count:,}" for table, count in report.kept.items() if count)
+    say(f"logs.db recovered: rows kept: {kept}")
+    for table, ranges in report.skipped.items():
+        spans = ", ".join(f"{a}–{'end' if b is None else b}" for a, b in ranges)
+        say(f"  {table}: {counted(len(ranges), 'range')} of rowids could not be read: {spans}")
+    for table, count in report.refused.items():
+        say(f"  {table}: {counted(count, 'row')} read but refused (a constraint broken)")
+    assert report.damaged is not None
+    say(f"the damaged file is kept at {workspace.relative(report.damaged)}")

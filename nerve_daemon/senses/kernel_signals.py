@@ -106,6 +106,7 @@ _EVENTS = frozenset(
         LogType.WORKFLOW_STATUS,
         LogType.WORKFLOW_STALL,
         LogType.SENSE_PARKED,
+        LogType.STORE_DAMAGED,
     }
 )
 
@@ -143,4 +144,6 @@ def _event(row: LogRow) -> tuple[str, dict[str, Any]] | None:
             return "@run.stalled", {"source": row.source, "run": row.ref_id, **payload}
         case LogType.SENSE_PARKED:
             return "@sense.parked", {"source": row.source, **payload}
+        case LogType.STORE_DAMAGED:
+            return "@store.damaged", payload
     return None

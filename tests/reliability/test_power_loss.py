@@ -126,6 +126,7 @@ def one_cycle(root: Path, mount: LossyMount, chance: random.Random, normal: bool
     return found
 
 
+@pytest.mark.timeout(scaled(120, 3600))  # full: ~5 s a cycle
 @pytest.mark.parametrize("lossy", ["full", "normal"], indirect=True)
 def test_a_power_cut_under_launches_keeps_what_synchronous_promises(
     lossy: tuple[Path, LossyMount], figure: Figure
