@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, Row, delete, func, select, update
+from sqlalchemy import Connection, Engine, Row, delete, func, literal_column, select, update
 
 from nerve_core import LogType, RunStatus, WorkflowMessage
 from nerve_core.errors import StoreError
@@ -326,12 +326,14 @@ class LogStore:
         return None if row is None else _run_record(row)
 
     def unfinished_runs(self) -> list[RunRecord]:
-        """Runs left queued, started or crashed, oldest first: what start-up recovers."""
+        """Runs left queued, started or crashed, in the order they were committed (acknowledged):
+        what start-up recovers. Not by `created_at`: a wall clock set back between two launches
+        would put the second first."""
         unfinished = [str(RunStatus.QUEUED), str(RunStatus.STARTED), str(RunStatus.CRASHED)]
         query = (
             select(workflow_runs)
             .where(workflow_runs.c.status.in_(unfinished))
-            .order_by(workflow_runs.c.created_at, workflow_runs.c.run_id)
+            .order_by(literal_column("rowid"))  # rows are only ever appended: commit order
         )
         with self.engine.connect() as connection:
             return [_run_record(row) for row in connection.execute(query)]

@@ -148,6 +148,22 @@ def test_unfinished_runs_are_listed_oldest_first_for_recovery(store: LogStore) -
     ]
 
 
+def test_unfinished_runs_are_recovered_in_the_order_they_were_acknowledged_whatever_the_clock(
+    store: LogStore,
+) -> None:
+    """A wall clock set back eight hours between two launches gives the second an earlier
+    `created_at` (and run id): recovery still queues them in the order they were committed."""
+    eight_hours = 8 * 3_600_000
+    create(store, "20261203T200000-aaaaaaaa", ts=1_000 + eight_hours)
+    create(store, "20261203T120000-bbbbbbbb", ts=1_000)  # set back
+    create(store, "20261203T120001-cccccccc", ts=2_000)
+    assert [r.run_id for r in store.unfinished_runs()] == [
+        "20261203T200000-aaaaaaaa",
+        "20261203T120000-bbbbbbbb",
+        "20261203T120001-cccccccc",
+    ]
+
+
 def add_thread(store: LogStore, run_id: str, contents: list[str]) -> None:
     store.apply([AppendMessage(run_id, "cleanup", 0, START, "the prompt")])
     store.apply(
