@@ -43,7 +43,8 @@ unit: $(STAMP) tools
 test: lint types unit
 
 # The fault-injection suite at full counts (thousands of fuzzed lines, 1,000 acknowledged runs
-# through daemon kills, 50 worker kills, ...), and the soak alone at its full minute. `make test`
+# through daemon kills, 50 worker kills, 250 power cuts (~25 min), ...), and the soak alone at its
+# full minute. `make test`
 # runs each of them short, with the same assertions.
 faults: $(STAMP) tools
 	NERVE_FULL=1 $(BIN)/pytest -n 2 tests/reliability
