@@ -23,6 +23,7 @@ from nerve_core.errors import StoreError
 from ._files import make_dirs
 
 BUSY_TIMEOUT_MS = 5000
+WAL_SIZE_LIMIT = 8 * 1024 * 1024  # bytes logs.db's WAL is cut back to after a checkpoint
 
 # Authorizer action codes that only read: everything else is denied on read-only handles.
 _READ_ACTIONS = {
@@ -73,6 +74,8 @@ def open_writer(path: Path, *, synchronous: str = "normal") -> Engine:
         dbapi_connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         dbapi_connection.execute("PRAGMA journal_mode = WAL")
         dbapi_connection.execute(f"PRAGMA synchronous = {_synchronous(synchronous)}")
+        # After a checkpoint resets it, the WAL is cut back to this: a burst's WAL never stays.
+        dbapi_connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
