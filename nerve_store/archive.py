@@ -18,8 +18,10 @@ to `YYYY-MM-DD.jsonl.damaged` beside it when the day is written again.
 
 from __future__ import annotations
 
+import errno
 import functools
 import os
+import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, Engine, Row, delete, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from nerve_core.errors import StoreError
 
@@ -64,6 +67,21 @@ def archive_logs(
     `commit`: how the deletions are written. The daemon passes its log writer's (`LogWriter.write`),
     so its one writer makes them, and reads go through a read-only handle; without it (`nerve
     store archive`), this opens a writer of its own."""
+    try:
+        return _archive(logs_db, archive_dir, cutoff_ms, vacuum, commit)
+    except (OSError, sqlite3.Error, SQLAlchemyError) as exc:  # a full disk, an I/O error
+        reason = getattr(exc, "orig", None) or exc
+        if isinstance(reason, OSError):
+            code = errno.errorcode.get(reason.errno or 0, "error")
+            reason = f"{reason.strerror or reason} ({code})"
+        raise StoreError(
+            f"the archive stopped, nothing it had not finished was moved: {reason}"
+        ) from None
+
+
+def _archive(
+    logs_db: Path, archive_dir: Path, cutoff_ms: int, vacuum: bool, commit: Commit | None
+) -> ArchiveReport:
     boundary = cutoff_ms - cutoff_ms % DAY_MS
     report = ArchiveReport(boundary_ms=boundary)
     make_dirs(archive_dir)

@@ -37,17 +37,20 @@ class BlobStore:
         target = self._path_of(digest)
         if target.is_file():
             return digest
-        make_dirs(target.parent)
-        fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+        temp = None
         try:
+            make_dirs(target.parent)
+            fd, temp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
             with os.fdopen(fd, "wb") as out:
                 out.write(data)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, target)
-            fsync_dir(target.parent)
+            temp = str(target)  # in place, but durable only once its folder is synced:
+            fsync_dir(target.parent)  # failing that, removed, so a retry does it all again
         except BaseException as exc:
-            Path(temp).unlink(missing_ok=True)
+            if temp is not None:
+                Path(temp).unlink(missing_ok=True)
             if isinstance(exc, OSError):  # a full disk, say: name it, and where
                 code = errno.errorcode.get(exc.errno or 0, "error")
                 message = f"blob {digest} could not be written in {target.parent}"
