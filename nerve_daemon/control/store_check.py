@@ -25,7 +25,6 @@ class StoreCheck:
         self.path = path
         self.record = record
         self.damage: str | None = None  # what is wrong and what to do, once found
-        self.done = anyio.Event()
 
     async def run(self) -> None:
         try:
@@ -35,8 +34,6 @@ class StoreCheck:
         except Exception as exc:  # an I/O error, say: the writer reports those as it meets them
             log.warning("logs.db could not be checked: %s", exc)
             return
-        finally:
-            self.done.set()
         if not problems:
             return
         self.damage = describe(self.path, problems)
