@@ -10,16 +10,20 @@ cycle and the last acknowledged launches may be gone: how many, and how old, is 
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from nerve_core import LogType
+from nerve_store import LogRow, LogStore
 from nerve_store.blobs import BlobStore
 
 from ..cli.conftest import run_nerve
@@ -44,7 +48,7 @@ def keep(ctx):  # a blob of its own for every run, named in the run's message
 definition = WorkflowDefinition(moderator=moderator, roles={"keep": keep})
 """
 CONFIG = """
-store: {synchronous: %s}
+store: {synchronous: %s, archive_after: 1d}
 senses:
   tick: {}
 reflexes:
@@ -55,6 +59,8 @@ workflows:
 """
 CYCLES = {"full": scaled(3, 200), "normal": scaled(2, 50)}
 EARLY = 0.3  # the chance that a sector written but not yet synced reaches the disk anyway
+OLD_DAY = "2026-11-01"  # a day of old rows, archived by the first start
+OLD = [round(datetime(2026, 11, 1, 12, tzinfo=UTC).timestamp() * 1000) + n for n in range(500)]
 
 
 @dataclass
@@ -64,6 +70,7 @@ class Found:
     acknowledged: int = 0
     lost: list[float] = field(default_factory=list)  # seconds from each lost ack to the cut
     blobs: int = 0
+    archived: int = 0  # old rows in the archive file (the rest still in logs.db)
 
 
 @pytest.fixture
@@ -73,7 +80,8 @@ def lossy(request: pytest.FixtureRequest) -> Iterator[tuple[Path, LossyMount]]:
     config = CONFIG % (request.param, "50ms" if request.param == "full" else "1s")
     with daemon_workspace(config, {"tick": RETURN_ONE}, {"keep": KEEP}) as root:
         disk = root.parent / "disk"
-        disk.mkdir()
+        with LogStore.open(disk / "logs.db") as store:  # old rows for the first start to archive
+            store.append(*(LogRow("old", LogType.SIGNAL, {"n": ts}, ts=ts) for ts in OLD))
         (root / "data").mkdir()
         state = root.parent / "state" / "durable.json"
         mount = LossyMount(disk, root / "data", state, early=EARLY)
@@ -114,6 +122,13 @@ def one_cycle(root: Path, mount: LossyMount, chance: random.Random, normal: bool
                 " WHERE type = 'workflow.message' AND json_extract(payload, '$.role') = 'keep'"
             )
         ]
+        old_kept = {ts for (ts,) in db.execute("SELECT ts FROM logs WHERE source = 'old'")}
+    day = disk / "archive/logs" / f"{OLD_DAY}.jsonl"
+    lines = day.read_text().splitlines() if day.exists() else []
+    archived = [row["ts"] for row in map(json.loads, lines) if row["source"] == "old"]
+    assert len(archived) == len(set(archived))  # no row archived twice
+    assert old_kept | set(archived) == set(OLD)  # every old row in logs.db or the archive
+    found.archived = len(archived)
     found.lost = [
         cut_at - acked_at
         for run_id, acked_at in zip(stream.acknowledged, stream.acked_at, strict=True)
@@ -124,6 +139,12 @@ def one_cycle(root: Path, mount: LossyMount, chance: random.Random, normal: bool
         blobs.read(digest)  # present and whole, or this raises
     found.blobs = len(digests)
     return found
+
+
+ARCHIVED = (
+    f"the {len(OLD)} rows of an old day, archived by the first start: after every cut each in "
+    "logs.db or the archive, none twice"
+)
 
 
 @pytest.mark.timeout(scaled(120, 3600))  # full: ~5 s a cycle
@@ -138,6 +159,8 @@ def test_a_power_cut_under_launches_keeps_what_synchronous_promises(
     acknowledged = sum(cycle.acknowledged for cycle in cycles)
     lost = [age for cycle in cycles for age in cycle.lost]
     blobs = sum(cycle.blobs for cycle in cycles)
+    # The archive's day file is synced before its rows leave logs.db: it is there after any cut.
+    assert [cycle.archived for cycle in cycles] == [len(OLD)] * len(cycles)
     if mode == "full":
         assert blobs > 0  # the roles ran and named their blobs before some cuts
         assert lost == [], f"{len(lost)} acknowledged runs lost to a power cut"
@@ -145,7 +168,8 @@ def test_a_power_cut_under_launches_keeps_what_synchronous_promises(
             "power cut under launches, synchronous: full (FUSE passthrough losing what is not "
             "fsynced)",
             f"{len(cycles)} cycles: {acknowledged}/{acknowledged} acknowledged runs present, "
-            f"{blobs} blobs named by messages all readable, integrity_check ok every cycle",
+            f"{blobs} blobs named by messages all readable, integrity_check ok every cycle; "
+            f"{ARCHIVED}",
         )
         return
     # The writer fsyncs the WAL at most 1 s after a commit: older acks survive (4–5 s of them
@@ -157,5 +181,5 @@ def test_a_power_cut_under_launches_keeps_what_synchronous_promises(
         "power cut under launches, synchronous: normal",
         f"{len(cycles)} cycles: integrity_check ok every cycle; {len(lost)} of {acknowledged} "
         f"acknowledged runs lost (at most {worst} in one cut); {window}; {blobs} blobs named "
-        "by messages all readable",
+        f"by messages all readable; {ARCHIVED}",
     )
