@@ -57,7 +57,7 @@ reflexes:
 workflows:
   keep: {concurrency: 4, overflow: queue, max_queue: 5000}
 """
-CYCLES = {"full": scaled(3, 200), "normal": scaled(2, 50)}
+CYCLES = {"full": scaled(2, 200), "normal": scaled(1, 50)}
 EARLY = 0.3  # the chance that a sector written but not yet synced reaches the disk anyway
 OLD_DAY = "2026-11-01"  # a day of old rows, archived by the first start
 OLD = [round(datetime(2026, 11, 1, 12, tzinfo=UTC).timestamp() * 1000) + n for n in range(500)]

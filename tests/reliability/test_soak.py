@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 T = TypeVar("T")
 
 SENSES, GROUPS = scaled(25, 50), 5  # @100 ms each: make test runs half the load
-SOAK_S = float(os.environ.get("NERVE_SOAK_SECONDS", scaled(20, 6 * 3600)))
+SOAK_S = float(os.environ.get("NERVE_SOAK_SECONDS", scaled(16, 6 * 3600)))
 WARM_UP_S = min(SOAK_S / 4, 600.0)
 LAUNCH_EVERY_S = 0.25
 HOUR_S = 3600.0

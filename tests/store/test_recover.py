@@ -9,7 +9,7 @@ import pytest
 
 from nerve_core import LogType
 from nerve_core.errors import StoreError
-from nerve_store import AppendLogs, LogRow, LogStore
+from nerve_store import AppendLogs, LogRow, LogStore, quick_check
 from nerve_store.recover import recover_logs_db
 
 ROWS = 3_000
@@ -57,8 +57,7 @@ def test_only_the_rows_of_a_damaged_page_are_lost_and_the_damaged_file_is_kept_a
 ) -> None:
     path = filled(tmp_path / "logs.db")
     total, on_page = garble_leaf(path, which)
-    with sqlite3.connect(path) as db, pytest.raises(sqlite3.DatabaseError, match="malformed"):
-        db.execute("SELECT count(*) FROM logs WHERE payload IS NOT NULL").fetchall()
+    assert quick_check(path) != []  # damaged, as SQLite sees it
     report = recover_logs_db(path)
     kept = ids(path)
     assert report.kept["logs"] == len(kept) == total - on_page
@@ -74,6 +73,7 @@ def test_only_the_rows_of_a_damaged_page_are_lost_and_the_damaged_file_is_kept_a
     assert report.damaged == tmp_path / "logs.db.damaged"
     assert report.damaged.is_file()
     LogStore.open(path).close()  # nerve opens it as its own
+    assert quick_check(path) == []
 
 
 def test_a_sound_logs_db_is_recovered_whole(tmp_path: Path) -> None:
