@@ -156,7 +156,7 @@ MUTATIONS = [
         "nerve_store/log_store.py",
         '            .order_by(literal_column("rowid"))',
         "            .order_by(workflow_runs.c.created_at, workflow_runs.c.run_id)",
-        ["tests/store/test_log_store.py"],
+        ["tests/store/test_log_store.py", "tests/reliability/test_clock_jumps.py"],
         durability=True,
     ),
     Mutation(
