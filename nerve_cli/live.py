@@ -96,9 +96,11 @@ class LiveView:
         if row.type in _QUIET:
             return
         when = datetime.fromtimestamp((row.ts or 0) / 1000).strftime("%H:%M:%S")
-        style = _STYLES.get(row.type, "")
+        kind = f"{row.type:<17}"
+        if row.type in _STYLES:  # an empty "[]" is no tag, and its "[/]" closes nothing
+            kind = f"[{_STYLES[row.type]}]{kind}[/]"
         detail = escape(_describe(row))
-        self._printer.put(f"{when} [{style}]{row.type:<17}[/] {escape(row.source):<16} {detail}")
+        self._printer.put(f"{when} {kind} {escape(row.source):<16} {detail}")
 
     def stopped(self) -> None:
         console().print("stopped", style="dim")

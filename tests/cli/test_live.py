@@ -43,6 +43,26 @@ def test_a_paused_terminal_never_blocks_the_rows_handed_to_the_live_view(
     assert '{"n":0}' in shown[0]
 
 
+def test_every_row_type_and_any_text_in_a_row_prints_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row type without a colour of its own (`store.archive`, say) once printed "[]...[/]",
+    which rich refused: the live view's thread died with a MarkupError and printed no more."""
+    view = live.LiveView(Workspace(tmp_path))
+    for kind in LogType:
+        if kind not in (LogType.KERNEL_START, LogType.KERNEL_STOP):
+            view.row(LogRow("[bold]src[/]", kind, {"text": "[/] [red]not markup[/red]"}, ts=0))
+    view.close()
+    shown = capsys.readouterr().out.splitlines()
+    assert len(shown) == len(LogType) - 2
+    assert all("[bold]src[/]" in line for line in shown)
+    described = {"compute.error", "worker.start", "worker.exit", "workflow.status"}
+    described.add("workflow.message")  # these say what their payload means, not the payload
+    plain = [line for line in shown if line.split()[1] not in described]
+    assert len(plain) == len(shown) - len(described)
+    assert all('"[/] [red]not markup[/red]"' in line for line in plain)
+
+
 def test_a_stalled_log_file_never_blocks_a_log_call_and_what_was_logged_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
