@@ -153,7 +153,14 @@ class LossyFs:  # the operations fusepy calls, by name; each path is relative to
         return 0
 
     def rename(self, old: str, new: str) -> int:
+        try:
+            replaced: int | None = os.lstat(self._path(new)).st_ino
+        except FileNotFoundError:
+            replaced = None
         os.rename(self._path(old), self._path(new))
+        if replaced is not None:
+            with self.guard:  # its inode is free for a new file, which gets a new id
+                self.ids.pop(replaced, None)
         return 0
 
     def mkdir(self, path: str, mode: int) -> int:
