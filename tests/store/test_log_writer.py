@@ -78,8 +78,11 @@ def test_under_normal_the_wal_is_fsynced_within_sync_every_s_of_a_commit_busy_or
         while len(synced) == busy and time.monotonic() < deadline:
             time.sleep(0.01)
         assert synced[-1] > stopped  # idle: the last commits were synced without another
-        time.sleep(0.5)
-        assert len(synced) == busy + 1  # and nothing more while nothing is written
+        time.sleep(0.5)  # (a sync due just as the rows stopped may have come first)
+        settled = len(synced)
+        assert settled <= busy + 2
+        time.sleep(0.7)
+        assert len(synced) == settled  # and nothing more while nothing is written
     assert 1 <= busy <= 5, synced  # ~1 s / 0.3 s (3 measured), not one per commit
     assert writer.stats.wal_syncs == len(synced)
 
