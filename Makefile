@@ -49,7 +49,7 @@ test: lint types unit
 faults: $(STAMP) tools
 	NERVE_FULL=1 $(BIN)/pytest -n 2 tests/reliability
 
-# The soak for 6 hours (NERVE_SOAK_SECONDS=1800 make soak: half an hour).
+# The soak for 6 hours (NERVE_SOAK_SECONDS=7200 make soak: two hours).
 soak: $(STAMP)
 	NERVE_FULL=1 $(BIN)/pytest tests/reliability/test_soak.py
 

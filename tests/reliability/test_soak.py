@@ -28,11 +28,14 @@ pytestmark = pytest.mark.slow
 T = TypeVar("T")
 
 SENSES, GROUPS = scaled(25, 50), 5  # @100 ms each: make test runs half the load
-SOAK_S = float(os.environ.get("NERVE_SOAK_SECONDS", scaled(16, 6 * 3600)))
-WARM_UP_S = min(SOAK_S / 4, 600.0)
-LAUNCH_EVERY_S = 0.25
 HOUR_S = 3600.0
-LONG = SOAK_S >= HOUR_S / 2  # long enough for growth per hour to mean something
+SOAK_S = float(os.environ.get("NERVE_SOAK_SECONDS", scaled(16, 6 * 3600)))
+# Long enough for the kernel's bounded caches to fill: it remembers the causes of the last
+# 10,000 runs (~2 MB), 42 minutes at 4 launches a second. A half-hour soak grew 2.1 MB/h while
+# that filled, which a growth-per-hour check cannot tell from a leak.
+WARM_UP_S = min(SOAK_S / 4, HOUR_S)
+LAUNCH_EVERY_S = 0.25
+LONG = SOAK_S >= 2 * HOUR_S  # long enough for growth per hour to mean something
 WAL_BOUND = 8 * 1024 * 1024 + 4 * 1024 * 1024  # journal_size_limit, and a burst's headroom
 
 
@@ -146,7 +149,7 @@ def test_a_soak_of_50_senses_and_four_launches_a_second_leaks_nothing_and_slows_
         growth[name] = after / before - 1
         per_hour[name] = (after - before) / 1e6 / hours
         assert after <= before * 1.10, f"{name} RSS grew {growth[name]:.1%}"
-        if LONG:  # a rate over seconds is noise: over half an hour or more, under 1 MB an hour
+        if LONG:  # a rate over minutes is noise: over two hours or more, under 1 MB an hour
             assert per_hour[name] < 1.0, f"{name} RSS grew {per_hour[name]:.2f} MB/h"
     assert max(samples.wal) <= WAL_BOUND, f"the WAL reached {max(samples.wal) / 1e6:.1f} MB"
     ack_early = p99(samples.window(samples.acks, *early))
