@@ -42,6 +42,9 @@ from .ticks import Ticks, grid_keys, startup_triggers, timers_rebuilt
 __all__ = ["AnyioClock", "Clock", "Decision", "ReflexScheduler", "Trigger"]
 
 
+_TICKS = frozenset({TriggerKind.INTERVAL, TriggerKind.CRON})  # what a timer fires live
+
+
 class Decision(StrEnum):
     RAN = "ran"  # it computes now
     THROTTLED = "throttled"  # it computes when the throttle window ends
@@ -341,7 +344,14 @@ class ReflexScheduler:
                 await self._sleep_until(state, functools.partial(_after, state.last_start, state))
             if self._ended(state):
                 return
-            trigger, state.pending = state.pending, None
+            trigger: Trigger | None
+            if state.backlog and state.pending is not None and state.pending.kind in _TICKS:
+                # `catch_up: all`: a live tick waits behind the missed ones, oldest first (it
+                # stays pending: a newer tick merges into it meanwhile)
+                trigger = state.backlog.popleft()
+                self._decided(state.name, trigger, Decision.RAN)
+            else:
+                trigger, state.pending = state.pending, None
             assert trigger is not None
             state.running = trigger
             state.last_start = self._clock.now()

@@ -152,6 +152,42 @@ async def test_ticks_missed_while_the_daemon_was_down_are_caught_up_as_catch_up_
         scheduler.close()
 
 
+async def test_live_ticks_during_a_slow_catch_up_all_wait_behind_the_missed_ones() -> None:
+    """Each catch-up compute takes 2 s and the timer ticks every second: the missed ticks still
+    compute first, oldest first, and the live ticks that came meanwhile make one compute after
+    them (seen under load: one ran between two catch-ups)."""
+    clock = SteppedClock()
+    grid = IntervalGrid(1.0, phase("s", 1.0))
+    config = "senses:\n  s: {}\nreflexes:\n  - sense: s\n    interval: 1s\n    catch_up: all\n"
+    marks = {tick_key("s", grid.key): round((grid.next_after(WALL - 5) - 1) * 1000)}
+    parsed = parse_nerve_config(config)
+    assert parsed.ok
+    computes: list[Trigger] = []
+
+    async def execute(sense: str, trigger: Trigger) -> None:
+        computes.append(trigger)
+        await clock.sleep_until(clock.now() + 2.0)
+
+    buffer = MarkBuffer([].append, marks)
+    scheduler = ReflexScheduler(parsed.value, execute, clock, None, buffer)
+    async with anyio.create_task_group() as group:
+        await group.start(scheduler.run)
+        await wait_all_tasks_blocked()
+        missed = sum(1 for t in computes if t.kind is TriggerKind.CATCH_UP)
+        for step in range(1, 40):  # 15 s, half a second at a time
+            await clock.advance_to(100 + step * 0.5)
+        scheduler.close()
+        group.cancel_scope.cancel()  # the compute under way sleeps on the stepped clock
+    caught = [t for t in computes if t.kind is TriggerKind.CATCH_UP]
+    first_live = next(i for i, t in enumerate(computes) if t.kind is not TriggerKind.CATCH_UP)
+    assert missed == 1  # one at a time: the first had begun
+    assert len(caught) >= 5
+    assert first_live == len(caught)  # every catch-up before any live tick
+    scheduled = [t.scheduled for t in caught]
+    assert scheduled == sorted(scheduled)  # oldest first
+    assert computes[first_live].kind is TriggerKind.INTERVAL
+
+
 async def test_catch_up_all_is_bounded_to_the_newest_ticks() -> None:
     clock = SteppedClock()
     grid = IntervalGrid(60.0, phase("s", 60.0))
