@@ -154,8 +154,10 @@ def test_a_soak_of_50_senses_and_four_launches_a_second_leaks_nothing_and_slows_
     assert max(samples.wal) <= WAL_BOUND, f"the WAL reached {max(samples.wal) / 1e6:.1f} MB"
     ack_early = p99(samples.window(samples.acks, *early))
     ack_late = p99(samples.window(samples.acks, *late))
-    # Within 20 % (and a 10 ms floor: a p99 of a few ms moves by more than that on a busy box).
-    assert ack_late <= max(ack_early * 1.2, ack_early + 0.010), (ack_early, ack_late)
+    # Within 20 %, with a floor: a p99 of a few ms moves by more than that on a busy box, and the
+    # short soak's windows hold some twenty acks each, so their p99 is their slowest one.
+    floor = 0.010 if LONG else 0.030
+    assert ack_late <= max(ack_early * 1.2, ack_early + floor), (ack_early, ack_late)
     # The floor of open descriptors, not the peak: the request just sent may still hold one.
     assert min(samples.window(samples.kernel_fds, *late)) <= min(
         samples.window(samples.kernel_fds, *early)
