@@ -162,6 +162,10 @@ class WorkflowConfig(_Section):
 class LimitsConfig(_Section):
     memory: OptionalSize = None  # resident memory of the group's worker, e.g. 256MB
     cpu_seconds: OptionalPositiveDuration = None  # CPU time the worker may use in any minute
+    # `memory` is enforced by a memory cgroup of the group's own where nerve can make one (the
+    # OS refuses the worker any page past it) and by polling its resident memory once a second;
+    # `poll`: by polling only
+    memory_by: Literal["auto", "poll"] = "auto"
 
 
 class GroupConfig(_Section):

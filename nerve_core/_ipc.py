@@ -276,6 +276,8 @@ class WorkerInfo(_Message):
     pid: StrictInt | None = None
     state: StrictStr
     restarts: StrictInt = 0
+    # how its group's memory limit is enforced: "cgroup v1", "cgroup v2", "poll" (None: no limit)
+    memory_limit: StrictStr | None = None
 
 
 class HealthResponse(OkResponse):

@@ -86,6 +86,7 @@ from .senses.outcomes import OutcomeRouter
 from .senses.retries import Retries
 from .senses.scheduler import Decision, ReflexScheduler, Trigger
 from .state import KernelState, Parts, render_health, sense_infos, snapshot, stall_problem
+from .supervise.cgroups import MemoryCgroups
 from .supervise.resource_watch import ResourceWatch
 from .supervise.worker_pool import WorkerPool
 from .timing.clock import AnyioClock
@@ -135,6 +136,7 @@ class Kernel:
         self._parts: TaskGroup | None = None
         self._bus: SignalBus | None = None
         self._watch: ResourceWatch | None = None
+        self._cgroups = MemoryCgroups(None, "poll")  # found at the start of `run`
         self._tracked: dict[str, Tracked] = {}
         self._reloading = anyio.Lock()
         self.ledger = Ledger(self._record)
@@ -159,6 +161,7 @@ class Kernel:
         """Run until `stop()`; `task_status.started()` (and `ready`) once every part is up."""
         self._started_at = time.monotonic()
         _private_dir(self.workspace.data_dir)
+        self._cgroups = MemoryCgroups.find()
         try:
             pool = WorkerPool(self.options.on_output, self.options.group_policy, self._record)
             async with pool:
@@ -184,6 +187,7 @@ class Kernel:
                     reader.close()
                     store.close()
         finally:
+            self._cgroups.close()  # after the pool: its workers have all exited
             self.stopped.set()
 
     def stop(self) -> None:
@@ -234,7 +238,11 @@ class Kernel:
             await parts.start(self.pauses.run)
             parts.start_soon(self.store_check.run)
             self._watch = ResourceWatch(
-                self.groups, self._limits(), self._record, self.options.resource_interval_s
+                self.groups,
+                self._limits(),
+                self._record,
+                self.options.resource_interval_s,
+                self._cgroups,
             )
             for name, group in self.groups.items():
                 self._tracked[f"group:{name}"] = await Tracked.start(parts, group.run)

@@ -41,6 +41,7 @@ class WorkerView:
     pid: int | None
     state: str
     restarts: int
+    memory_limit: str | None = None  # how its memory limit is enforced (cgroup v1/v2, poll)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,14 @@ def snapshot(parts: Parts) -> KernelState:
         )
     for name, each in parts.groups.items():
         workers.append(
-            WorkerView("sense-group", name, _pid(each.worker), str(each.state), each.restarts)
+            WorkerView(
+                "sense-group",
+                name,
+                _pid(each.worker),
+                str(each.state),
+                each.restarts,
+                each.memory_enforced_by,
+            )
         )
     for name, runner in parts.runners.items():
         workers.append(
@@ -165,6 +173,7 @@ def render_health(state: KernelState) -> HealthResponse:
                 pid=worker.pid,
                 state=worker.state,
                 restarts=worker.restarts,
+                memory_limit=worker.memory_limit,
             )
             for worker in state.workers
         ],

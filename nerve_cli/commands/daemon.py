@@ -91,6 +91,9 @@ def status(root: RootOption = None, as_json: JsonOption = False) -> None:
         ["worker", "kind", "state", "pid", "restarts"],
         [(w.name, w.kind, w.state, w.pid or "-", w.restarts) for w in health.workers],
     )
+    limited = [f"{w.name} ({w.memory_limit})" for w in health.workers if w.memory_limit]
+    if limited:
+        say(f"memory limits enforced by: {', '.join(limited)}")
     fatal = [w.name for w in health.workers if w.state == "FATAL"]
     if fatal:
         say(f"crash-looped, not respawning: {', '.join(fatal)} (see logs/nerve.log)")

@@ -40,8 +40,10 @@ from nerve_core import (
 from nerve_core.errors import ProtocolError
 from nerve_store import LogRow, now_ms
 
+from ..supervise.cgroups import POLL, GroupCgroup
 from ..supervise.policy import GroupPolicy
 from ..supervise.progress import ProgressReport
+from ..supervise.resource_watch import limit_row
 from ..supervise.supervisor import ExitReason, Supervised, Supervisor, shut_down
 from ..supervise.worker_pool import WorkerExited, WorkerPool, WorkerProcess
 from ..timing.limits import RateLimits
@@ -126,6 +128,9 @@ class SenseGroup(Supervised):
         self._restart_reason: str | None = None  # why the kernel killed the worker on purpose
         self._idle: anyio.CancelScope | None = None
         self.progress: dict[str, ProgressReport] = {}  # sense → what its compute last said
+        # Its `limits.memory`, and the cgroup that enforces it (set by the resource watch)
+        self.memory_limit: int | None = None
+        self.memory_cgroup: GroupCgroup | None = None
 
     # -- what the scheduler calls ----------------------------------------------------------------
 
@@ -163,6 +168,18 @@ class SenseGroup(Supervised):
         if self._idle is not None:
             self._idle.cancel()
 
+    @property
+    def memory_enforced_by(self) -> str | None:
+        """How its memory limit is enforced: "cgroup v1", "cgroup v2" or "poll" (None: no
+        limit)."""
+        if self.memory_limit is None:
+            return None
+        worker = self.worker
+        cgroup = self.memory_cgroup
+        if cgroup is None or cgroup.limit is None or (worker is not None and worker.cgroup_error):
+            return POLL
+        return cgroup.method
+
     def restart_over_limit(self, why: str) -> None:
         """Kill the worker because it is over a resource limit; it is respawned at once."""
         if self.worker is not None and self.worker.alive:
@@ -180,6 +197,9 @@ class SenseGroup(Supervised):
         task_status.started()
         with self._jobs_in, self._jobs_out:
             await self._supervisor.run()
+
+    def cgroup(self) -> GroupCgroup | None:
+        return self.memory_cgroup
 
     def spawn_args(self) -> tuple[str, str, dict[str, Any]]:
         args = {"root": str(self.root), "group": self.name, "senses": self.senses}
@@ -204,7 +224,8 @@ class SenseGroup(Supervised):
         self.load_errors = dict(ready.errors)
         for sense, error in ready.errors.items():
             self._record(LogRow(sense, LogType.COMPUTE_ERROR, {"phase": "load", "error": error}))
-        reason = await self._serve(worker)
+        cgroup = self.memory_cgroup
+        reason = await self._serve(worker, 0 if cgroup is None else cgroup.oom_kills())
         detail, self._restart_reason = self._restart_reason, None
         if detail is not None:  # killed over a limit, not crashed
             return ExitReason.LIMIT, detail
@@ -219,7 +240,7 @@ class SenseGroup(Supervised):
         while (job := self._next_job_nowait()) is not None:  # what was queued cannot run
             job.finish(ComputeOutcome(OutcomeKind.UNAVAILABLE, detail=message))
 
-    async def _serve(self, worker: WorkerProcess) -> ExitReason:
+    async def _serve(self, worker: WorkerProcess, oom_kills: int) -> ExitReason:
         reason = ExitReason.CRASH
         async with anyio.create_task_group() as group:
 
@@ -234,6 +255,8 @@ class SenseGroup(Supervised):
             group.start_soon(watch_exit)
             reason = await self._work(worker)
             group.cancel_scope.cancel()
+        if reason is ExitReason.CRASH:
+            self._over_cgroup_limit(worker, oom_kills)
         if reason is ExitReason.CRASH and self._sent:  # the worker died under a compute
             job = self._sent.popleft()
             detail = self._restart_reason or f"worker exited with code {worker.exit_code}"
@@ -243,6 +266,19 @@ class SenseGroup(Supervised):
                 self.parking.killed(job.request.sense, detail)
         self._requeue_sent()
         return reason
+
+    def _over_cgroup_limit(self, worker: WorkerProcess, oom_kills: int) -> None:
+        """A SIGKILL the OOM killer sent in its memory cgroup is a limit kill, said as one."""
+        cgroup = self.memory_cgroup
+        if cgroup is None or cgroup.limit is None or self._restart_reason is not None:
+            return
+        if worker.exit_code != -signal.SIGKILL or cgroup.oom_kills() <= oom_kills:
+            return
+        peak = cgroup.peak() or cgroup.limit
+        self._restart_reason = (
+            f"at its memory limit ({cgroup.limit}): killed by the OS ({cgroup.method})"
+        )
+        self._record(limit_row(self.name, worker.pid, "memory", peak, cgroup.limit, cgroup.method))
 
     async def _work(self, worker: WorkerProcess) -> ExitReason:
         """Send queued computes ahead (up to `PIPELINE` at once: the worker still runs them one

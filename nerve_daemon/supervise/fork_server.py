@@ -9,8 +9,11 @@ Protocol on the control socket (a SOCK_SEQPACKET socketpair with the kernel, so 
 keeps its boundary and its attached descriptors), one JSON object a message:
 
 - kernel → server: `{"spawn": <request id>, "kind": "sense", "args": {...}}` with two file
-  descriptors attached (the worker's protocol socket and its output socket);
-- server → kernel: `{"spawned": <request id>, "pid": <pid>}` or `{"spawned": <id>, "error": "..."}`;
+  descriptors attached (the worker's protocol socket and its output socket), and `"cgroup":
+  <path of a cgroup.procs>` when the worker is to join a memory cgroup (the server writes its
+  pid there before answering);
+- server → kernel: `{"spawned": <request id>, "pid": <pid>}` (with `"cgroupError": "..."` when
+  it could not join its cgroup) or `{"spawned": <id>, "error": "..."}`;
   `{"exited": <pid>, "code": <exit code, negative for a signal>}` when a worker ends.
 
 The server reaps every worker it forks (so none is left a zombie), and exits when the kernel's
@@ -95,7 +98,15 @@ def _spawn(
             os._exit(code)
     for fd in fds:
         os.close(fd)
-    _send(control, {"spawned": request_id, "pid": pid})
+    reply: dict[str, Any] = {"spawned": request_id, "pid": pid}
+    cgroup = request.get("cgroup")
+    if isinstance(cgroup, str):  # its group's memory cgroup: joined before it allocates much
+        try:
+            with open(cgroup, "w") as procs:
+                procs.write(str(pid))
+        except OSError as exc:
+            reply["cgroupError"] = str(exc)
+    _send(control, reply)
 
 
 def _reap(control: socket.socket) -> None:

@@ -5,6 +5,11 @@ from /proc: cheap enough for the loop). A worker whose resident memory exceeds `
 used more than `cpu_seconds` of CPU time over the last minute, is restarted; the kernel logs
 `worker.limit` with the figure and the limit. Such a restart is deliberate and at once, but it
 counts toward the crash loop: a worker over its limit on every compute is a loop too.
+
+Where the daemon can make a memory cgroup for the group (`cgroups`), its memory limit is the
+cgroup's, and the OS's to enforce: it refuses the worker any page past it, between two samples
+too. It then counts the worker's own pages (and the file cache it fills), not those it shares
+with the fork server, which resident memory counts too.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from anyio.abc import TaskStatus
 from nerve_core import LimitsConfig, LogType, WorkerState
 from nerve_store import KERNEL_SOURCE, LogRow
 
+from .cgroups import POLL, GroupCgroup, MemoryCgroups
 from .worker_pool import WorkerProcess
 
 
@@ -28,6 +34,11 @@ class Limited(Protocol):
     the worker when it goes over a limit."""
 
     name: str
+    memory_limit: int | None
+    memory_cgroup: GroupCgroup | None
+
+    @property
+    def memory_enforced_by(self) -> str | None: ...
 
     @property
     def state(self) -> WorkerState: ...
@@ -48,14 +59,23 @@ class ResourceWatch:
         limits: dict[str, LimitsConfig],
         record: Callable[[LogRow], None],
         interval: float = 1.0,
+        cgroups: MemoryCgroups | None = None,
     ) -> None:
         self._record = record
+        self.cgroups = cgroups or MemoryCgroups(None, POLL)
         self.use(groups, limits)
         self._interval = interval
         self._cpu: dict[int, collections.deque[tuple[float, float]]] = {}
 
     def use(self, groups: Mapping[str, Limited], limits: dict[str, LimitsConfig]) -> None:
-        """Watch these groups with these limits from now on."""
+        """Watch these groups with these limits from now on (their cgroups' limits follow: a
+        limit removed is lifted there too)."""
+        for name, group in groups.items():
+            limit = limits[name].memory if name in limits else None
+            by_cgroup = limit if name in limits and limits[name].memory_by == "auto" else None
+            if by_cgroup is not None or group.memory_cgroup is not None:
+                group.memory_cgroup = self.cgroups.group(name, by_cgroup)
+            group.memory_limit = limit
         self._watched = {
             name: (groups[name], limit)
             for name, limit in limits.items()
@@ -79,7 +99,8 @@ class ResourceWatch:
             cpu = process.cpu_times()
         except psutil.Error:
             return  # exiting right now: the group's supervision takes it from here
-        if limits.memory is not None and rss > limits.memory:
+        polled = group.memory_enforced_by == POLL  # a cgroup's limit is the OS's to enforce
+        if polled and limits.memory is not None and rss > limits.memory:
             self._restart(group, worker.pid, "memory", rss, limits.memory)
             return
         if limits.cpu_seconds is not None:
@@ -96,17 +117,14 @@ class ResourceWatch:
         self, group: Limited, pid: int, resource: str, figure: float, limit: float
     ) -> None:
         self._cpu.pop(pid, None)
-        self._record(
-            LogRow(
-                KERNEL_SOURCE,
-                LogType.WORKER_LIMIT,
-                {
-                    "group": group.name,
-                    "pid": pid,
-                    "resource": resource,
-                    "value": figure,
-                    "limit": limit,
-                },
-            )
-        )
+        self._record(limit_row(group.name, pid, resource, figure, limit, POLL))
         group.restart_over_limit(f"over its {resource} limit ({figure} > {limit})")
+
+
+def limit_row(
+    group: str, pid: int, resource: str, figure: float, limit: float, enforced_by: str
+) -> LogRow:
+    """The `worker.limit` row: whose worker, what went over which limit, and who saw it (the
+    polling here, or the OS's cgroup)."""
+    payload = {"group": group, "pid": pid, "resource": resource, "value": figure, "limit": limit}
+    return LogRow(KERNEL_SOURCE, LogType.WORKER_LIMIT, {**payload, "enforcedBy": enforced_by})

@@ -34,6 +34,7 @@ from nerve_core.errors import ProtocolError
 from nerve_store import KERNEL_SOURCE, LogRow
 
 from ..lifetimes import until_first
+from .cgroups import GroupCgroup
 from .policy import CrashHistory, GroupPolicy
 from .worker_pool import WorkerExited, WorkerPool, WorkerProcess, WorkerStartError
 
@@ -54,6 +55,10 @@ class Tenant(Protocol):
 
     def spawn_args(self) -> tuple[str, str, dict[str, Any]]:
         """The worker's kind, its name for logs, and the arguments its entry point takes."""
+        ...
+
+    def cgroup(self) -> GroupCgroup | None:
+        """The memory cgroup its worker joins as it is forked, if it has one."""
         ...
 
     def blames_work(self) -> bool:
@@ -160,7 +165,9 @@ class Supervisor:
         self._replaced = anyio.Event()
         kind, name, args = self._tenant.spawn_args()
         try:
-            worker = await self._pool.spawn(kind, name, args)
+            cgroup = self._tenant.cgroup()
+            procs = None if cgroup is None else cgroup.procs
+            worker = await self._pool.spawn(kind, name, args, procs)
         except WorkerStartError as exc:
             log.error("%s: the worker did not start: %s", name, exc)
             self.first_start.set()

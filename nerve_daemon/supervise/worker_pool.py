@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Final
 
 import anyio
@@ -67,6 +68,7 @@ class WorkerProcess:
         self.name = name
         self.pid = pid
         self.exit_code: int | None = None
+        self.cgroup_error: str | None = None  # why it is not in its group's memory cgroup
         self._exited = anyio.Event()
         self._stream = stream
         self._reader = BufferedByteReceiveStream(stream)
@@ -185,10 +187,14 @@ class WorkerPool:
         with anyio.CancelScope(shield=True):
             await self._stop_server()
 
-    async def spawn(self, kind: str, name: str, args: dict[str, Any]) -> WorkerProcess:
-        """Fork a worker of `kind` ("sense") named `name` for logs; return once it has a pid.
-        While the fork server is being replaced this waits for the new one; a fork server in a
-        crash loop, or one that dies under the request, is a `WorkerStartError`."""
+    async def spawn(
+        self, kind: str, name: str, args: dict[str, Any], cgroup: Path | None = None
+    ) -> WorkerProcess:
+        """Fork a worker of `kind` ("sense") named `name` for logs; return once it has a pid
+        (and has joined the memory cgroup whose `cgroup.procs` is `cgroup`, when it could: the
+        worker's `cgroup_error` says why not). While the fork server is being replaced this
+        waits for the new one; a fork server in a crash loop, or one that dies under the
+        request, is a `WorkerStartError`."""
         assert self._group is not None
         if self.state is WorkerState.FATAL:
             raise WorkerStartError(
@@ -205,7 +211,10 @@ class WorkerPool:
         done = anyio.Event()
         self._spawns[request_id] = (done, {})
         try:
-            message = orjson.dumps({"spawn": request_id, "kind": kind, "args": args})
+            request: dict[str, Any] = {"spawn": request_id, "kind": kind, "args": args}
+            if cgroup is not None:
+                request["cgroup"] = str(cgroup)
+            message = orjson.dumps(request)
             await self._send_control(control, message, [proto_worker.fileno(), out_worker.fileno()])
             with anyio.fail_after(FORK_SERVER_START_TIMEOUT_S):
                 await done.wait()
@@ -224,6 +233,9 @@ class WorkerPool:
             raise WorkerStartError(f"cannot start worker {name}: {reply.get('error')}")
         pid = int(reply["pid"])
         worker = WorkerProcess(name, pid, await UNIXSocketStream.from_socket(quiet(proto_kernel)))
+        worker.cgroup_error = reply.get("cgroupError")
+        if worker.cgroup_error is not None:
+            log.warning("%s did not join its memory cgroup: %s", name, worker.cgroup_error)
         self._workers[pid] = worker
         if pid in self._early_exits:
             worker._set_exited(self._early_exits.pop(pid))

@@ -51,6 +51,7 @@ from nerve_store import (
 
 from ..containment import contained
 from ..lifetimes import until_first
+from ..supervise.cgroups import GroupCgroup
 from ..supervise.progress import ProgressReport
 from ..supervise.supervisor import ExitReason, Supervised, Supervisor, shut_down
 from ..supervise.worker_pool import WorkerExited, WorkerProcess
@@ -239,6 +240,9 @@ class WorkflowRunner(Supervised):
 
     def blames_work(self) -> bool:
         return False  # every crash of a workflow worker counts toward its crash loop
+
+    def cgroup(self) -> GroupCgroup | None:
+        return None  # memory limits are a sense group's
 
     def spawn_args(self) -> tuple[str, str, dict[str, Any]]:
         return "workflow", f"workflow:{self.name}", {"root": str(self._root), "workflow": self.name}

@@ -40,19 +40,22 @@ LIMIT_LOOP = 5  # limit kills within the crash window that make a crash loop
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("memory_by", ["poll", "auto"])
 async def test_a_sense_leaking_memory_is_restarted_at_its_limit_until_a_crash_loop_then_revives_when_fixed(
-    ws: Callable[..., Path], figure: Figure
+    ws: Callable[..., Path], figure: Figure, memory_by: str
 ) -> None:
+    """Polled once a second, or (`auto`, as root here) by the group's memory cgroup too: the
+    OS kills the worker at the limit, and the group says so as a limit kill."""
     root = ws(
-        """
+        f"""
         senses:
-          leaky: {group: leaks}
+          leaky: {{group: leaks}}
         reflexes:
           - sense: leaky
             interval: 100ms
         groups:
           leaks:
-            limits: {memory: 100MB}
+            limits: {{memory: 100MB, memory_by: {memory_by}}}
         """,
         {"leaky": LEAKY},
     )
@@ -60,6 +63,7 @@ async def test_a_sense_leaking_memory_is_restarted_at_its_limit_until_a_crash_lo
     slow_backoff = GroupPolicy(backoff_first_s=3.0, backoff_max_s=3.0, stop_timeout_s=5.0)
     async with running(root, slow_backoff, watch_files=True) as (kernel, recorder):
         group = kernel.groups["leaks"]
+        enforced_by = group.memory_enforced_by
         await wait_until(lambda: group.state is WorkerState.FATAL, timeout=60)
         limits = [row.payload for row in recorder.of(LogType.WORKER_LIMIT)]
         assert len(limits) == LIMIT_LOOP  # each one respawned at once, the fifth is the loop
@@ -70,7 +74,18 @@ async def test_a_sense_leaking_memory_is_restarted_at_its_limit_until_a_crash_lo
         await wait_until(
             lambda: [r.payload for r in recorder.of(LogType.SIGNAL, "leaky")][-3:] == ["fixed"] * 3
         )
-    assert all(row["resource"] == "memory" and row["value"] > row["limit"] for row in limits)
+    assert all(
+        row["resource"] == "memory" and row["enforcedBy"] == enforced_by for row in limits
+    ), (
+        enforced_by,
+        limits,
+    )
+    if memory_by == "poll":
+        assert enforced_by == "poll"
+        assert all(row["value"] > row["limit"] for row in limits)  # resident memory, polled
+    else:  # the OS's count of the worker's own pages: never past the limit
+        assert enforced_by in ("cgroup v1", "cgroup v2")
+        assert all(row["limit"] * 0.9 <= row["value"] <= row["limit"] for row in limits), limits
     exits = [row.payload for row in recorder.of(LogType.WORKER_EXIT)]
     assert [row["reason"] for row in exits[:LIMIT_LOOP]] == ["limit"] * LIMIT_LOOP
     exit_times = [row.ts for row in recorder.of(LogType.WORKER_EXIT)][: LIMIT_LOOP - 1]
@@ -85,9 +100,10 @@ async def test_a_sense_leaking_memory_is_restarted_at_its_limit_until_a_crash_lo
     # none until the worker dies some other way) grows without this bound.
     assert peak < 600, f"largest RSS seen {peak:.0f} MB against a 100 MB limit"
     figure(
-        "sense leaking 32 MB a compute, group limit 100 MB",
-        f"restarted {len(limits)} times at once, then FATAL as a crash loop (largest RSS seen "
-        f"{peak:.0f} MB); its code fixed, the group left FATAL and computed again",
+        f"sense leaking 32 MB a compute, group limit 100 MB, enforced by {enforced_by}",
+        f"restarted {len(limits)} times at once, then FATAL as a crash loop (largest "
+        f"{'RSS seen' if memory_by == 'poll' else 'charge'} {peak:.0f} MB); its code fixed, the "
+        "group left FATAL and computed again",
     )
 
 
