@@ -36,6 +36,8 @@ LIMITS = "nerve_daemon/timing/limits.py"
 PARKING = "nerve_daemon/senses/parking.py"
 LOG_STORE = "nerve_store/log_store.py"
 PAUSES = "nerve_daemon/timing/pauses.py"
+CGROUPS = "nerve_daemon/supervise/cgroups.py"
+WATCH = "nerve_daemon/supervise/resource_watch.py"
 
 MUTATIONS = [
     # -- the log writer ------------------------------------------------------------------------
@@ -434,5 +436,29 @@ MUTATIONS = [
         "        return away\n",
         "        return 0.0\n",
         ["tests/reliability/test_stopped_kernel.py"],
+    ),
+    Mutation(
+        "memory limits: an OOM kill in the group's cgroup is a limit kill",
+        "said as a crash",
+        GROUP,
+        "        if worker.exit_code != -signal.SIGKILL or cgroup.oom_kills() <= oom_kills:",
+        "        if worker.exit_code != -signal.SIGKILL or cgroup.oom_kills() <= oom_kills + 1:",
+        ["tests/reliability/test_memory_limits.py", "tests/reliability/test_resources.py"],
+    ),
+    Mutation(
+        "memory limits: the cgroup's limit is the group's",
+        "set to unlimited",
+        CGROUPS,
+        "        value = self._files.unlimited if limit is None else str(limit)",
+        "        value = self._files.unlimited",
+        ["tests/daemon/test_cgroups.py", "tests/reliability/test_memory_limits.py"],
+    ),
+    Mutation(
+        "memory limits: polled where no cgroup enforces them",
+        "never polled",
+        WATCH,
+        "        polled = group.memory_enforced_by == POLL",
+        "        polled = False",
+        ["tests/reliability/test_resources.py", "tests/reliability/test_memory_limits.py"],
     ),
 ]
