@@ -1,8 +1,9 @@
 """A wall clock eight hours behind between two lifetimes of the daemon (libfaketime shifts it for
 the middle one): runs queued by both are recovered, and run, in the order they were
 acknowledged, not in the order of their wall-clock `created_at` (the later launch's is eight hours
-earlier). Interval and cron grids under a clock set forward and back are tested on an injected
-clock (tests/daemon/test_timing.py), the archive's cutoff in tests/daemon/test_archive_clock.py."""
+earlier). The wall clock moved under one running daemon: test_wall_jumps.py; interval and cron
+grids under a clock set forward and back on an injected clock (tests/daemon/test_timing.py), the
+archive's cutoff in tests/daemon/test_archive_clock.py."""
 
 from __future__ import annotations
 
