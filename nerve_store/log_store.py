@@ -9,6 +9,7 @@ and many operations share one commit.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -191,6 +192,9 @@ class LogStore:
             engine.dispose()
             if _sqlite.damaged(exc):
                 raise _sqlite.unusable(path, "logs.db", exc) from None
+            orig = getattr(exc, "orig", exc)  # SQLAlchemy wraps the driver's error
+            if isinstance(orig, sqlite3.OperationalError):  # an I/O error, a lock, no space
+                raise StoreError(f"logs.db ({path}) could not be opened: {orig}") from None
             raise
         return cls(engine, path, writable=True)
 

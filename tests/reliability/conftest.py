@@ -3,6 +3,7 @@ the summary at the end of the run (see `tests/conftest.py`) and stated in RELIAB
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import socket
@@ -82,7 +83,12 @@ def wait_for(predicate: Callable[[], object], timeout: float) -> None:
 
 def query(root: Path, sql: str, *params: object) -> list[Any]:
     """Rows of `sql` on the workspace's logs.db, read-only, as a user would read them."""
-    with sqlite3.connect(f"file:{root / 'data/logs.db'}?mode=ro", uri=True) as db:
+    with (
+        contextlib.closing(
+            sqlite3.connect(f"file:{root / 'data/logs.db'}?mode=ro", uri=True)
+        ) as db,
+        db,
+    ):
         return db.execute(sql, params).fetchall()
 
 

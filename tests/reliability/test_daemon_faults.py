@@ -4,6 +4,7 @@ retries each request with its idempotency key until it is answered makes no run 
 
 from __future__ import annotations
 
+import contextlib
 import random
 import sqlite3
 import threading
@@ -85,7 +86,7 @@ def test_sigkill_of_the_daemon_under_1000_acknowledged_requests_loses_none(
     wait_for(every_run_ended, timeout=120)
     assert run_nerve("stop", cwd=root).code == 0
     runs = run_table(root)
-    with sqlite3.connect(root / "data/logs.db") as db:
+    with contextlib.closing(sqlite3.connect(root / "data/logs.db")) as db, db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         queued_rows = {
             ref_id

@@ -10,6 +10,7 @@ cycle and the last acknowledged launches may be gone: how many, and how old, is 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import sqlite3
@@ -112,7 +113,10 @@ def one_cycle(root: Path, mount: LossyMount, chance: random.Random, normal: bool
     mount.power_cut()
     disk = mount.live
     found = Found(acknowledged=len(stream.acknowledged))
-    with sqlite3.connect(disk / "logs.db") as db:  # as the next start opens it
+    with (
+        contextlib.closing(sqlite3.connect(disk / "logs.db")) as db,
+        db,
+    ):  # as the next start opens it
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         runs = {run_id for (run_id,) in db.execute("SELECT run_id FROM workflow_runs")}
         digests = [

@@ -3,6 +3,7 @@ under data/ stalls logs.db, and the daemon serves on, says why, and loses nothin
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import sqlite3
@@ -221,7 +222,7 @@ def test_a_full_disk_stalls_logs_db_and_the_daemon_serves_on_and_catches_up(
     launched = run_nerve("workflow", "trigger", "echo", "--prompt", "back", "--json", cwd=root)
     assert launched.code == 0, launched.err
     assert run_nerve("stop", cwd=root).code == 0
-    with sqlite3.connect(root / "data/logs.db") as db:
+    with contextlib.closing(sqlite3.connect(root / "data/logs.db")) as db, db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         [(payload,)] = db.execute("SELECT payload FROM logs WHERE type = 'store.stall'")
     stall = json.loads(payload)

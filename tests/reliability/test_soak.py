@@ -6,6 +6,7 @@ acknowledged as fast at the end as at the start. `make test` runs it for 20 s at
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -121,7 +122,12 @@ def test_a_soak_of_50_senses_and_four_launches_a_second_leaks_nothing_and_slows_
         samples.take(daemon, elapsed, root / "data/logs.db-wal")
         time.sleep(max(0.0, LAUNCH_EVERY_S - (time.monotonic() - began - elapsed)))
     deadline = time.monotonic() + 30
-    with sqlite3.connect(f"file:{root / 'data/logs.db'}?mode=ro", uri=True) as db:
+    with (
+        contextlib.closing(
+            sqlite3.connect(f"file:{root / 'data/logs.db'}?mode=ro", uri=True)
+        ) as db,
+        db,
+    ):
         while time.monotonic() < deadline:
             done = db.execute(
                 "SELECT count(*) FROM workflow_runs WHERE status = 'completed'"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def test_an_older_file_is_brought_forward_and_a_newer_one_refused(tmp_path: Path
     path = tmp_path / "logs.db"
     sqlite3.connect(path).close()  # an empty file: version 0
     LogStore.open(path).close()
-    with sqlite3.connect(path) as raw:
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:
         assert raw.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone() == (
             str(SCHEMA_VERSION),
         )
@@ -230,7 +231,7 @@ def test_opening_a_missing_file_read_only_is_a_clear_error(tmp_path: Path) -> No
 
 def test_a_version_1_file_gains_the_lineage_columns_and_keeps_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "logs.db"
-    with sqlite3.connect(path) as raw:  # the tables as version 1 made them
+    with contextlib.closing(sqlite3.connect(path)) as raw, raw:  # the tables as version 1 made them
         raw.executescript(
             "CREATE TABLE logs (id INTEGER PRIMARY KEY AUTOINCREMENT, ts INTEGER NOT NULL,"
             " source TEXT NOT NULL, type TEXT NOT NULL, ref_id TEXT, payload TEXT);"
@@ -252,7 +253,10 @@ def test_a_version_1_file_gains_the_lineage_columns_and_keeps_its_rows(tmp_path:
         (1, None, None),
         (2, "t-1", "s-1"),
     ]
-    with sqlite3.connect(path) as raw:  # the lineage and key indexes are there, as a new file's
+    with (
+        contextlib.closing(sqlite3.connect(path)) as raw,
+        raw,
+    ):  # the lineage and key indexes are there, as a new file's
         indexes = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
     assert {"logs_parent", "workflow_runs_key"} <= indexes
 
@@ -305,3 +309,29 @@ def test_a_writer_waits_for_a_write_lock_another_process_holds_instead_of_failin
         holder.wait(timeout=30)
     assert waited > 0.3  # it waited for the lock (and then wrote), it did not fail
     assert store.count_logs() == 1
+
+
+def test_an_io_error_at_open_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    """A WAL cut short while another process holds logs.db open (so SQLite trusts the index
+    that process keeps, and reads frames past the WAL's end): an I/O error when nerve opens it,
+    said in one line naming the file, not a traceback."""
+    live = tmp_path / "live"
+    store = LogStore.open(live / "logs.db")
+    for n in range(20):  # a commit each: the WAL holds many frames
+        store.apply([AppendLogs(rows(10, start_ts=n * 10))])
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("logs.db", "logs.db-wal", "logs.db-shm"):  # as a kill -9 leaves them
+        (copy / name).write_bytes((live / name).read_bytes())
+    store.close()
+    path = copy / "logs.db"
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as other:
+        other.execute("SELECT count(*) FROM logs").fetchall()  # it holds the WAL index
+        wal = copy / "logs.db-wal"
+        with wal.open("r+b") as data:
+            data.truncate(wal.stat().st_size // 2)
+        with pytest.raises(StoreError) as refused:
+            LogStore.open(path)
+    message = str(refused.value)
+    assert message.startswith(f"logs.db ({path}) could not be opened: disk I/O error")
+    assert "\n" not in message

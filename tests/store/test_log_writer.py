@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -33,7 +34,7 @@ def row(n: int) -> LogRow:
 
 def committed_count(path: Path) -> int:
     """Rows visible to a fresh connection: what survives if this process died now."""
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as raw:
+    with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as raw, raw:
         return int(raw.execute("SELECT count(*) FROM logs").fetchone()[0])
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -19,14 +20,14 @@ def filled(path: Path) -> Path:
     with LogStore.open(path) as store:
         rows = [LogRow("cpu", LogType.SIGNAL, {"n": n}) for n in range(ROWS)]
         store.apply([AppendLogs(rows)])
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return path
 
 
 def garble_leaf(path: Path, which: float) -> tuple[int, int]:
     """Garble the cell pointers of the logs leaf at `which` (0..1) of the table; the ids it held."""
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         size = db.execute("PRAGMA page_size").fetchone()[0]
         leaves = [
             page
@@ -46,7 +47,7 @@ def garble_leaf(path: Path, which: float) -> tuple[int, int]:
 
 
 def ids(path: Path) -> list[int]:
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         assert db.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
         return [row[0] for row in db.execute("SELECT id FROM logs ORDER BY id")]
 

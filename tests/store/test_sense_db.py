@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -186,7 +187,7 @@ def test_the_authorizer_alone_refuses_every_write_form_it_is_asked_about(
 
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "samples.db"
-    with sqlite3.connect(path) as setup:
+    with contextlib.closing(sqlite3.connect(path)) as setup, setup:
         setup.executescript(
             # an index, so that REINDEX has something to write (with none it writes nothing)
             "CREATE TABLE samples (ts INTEGER); CREATE INDEX samples_ts ON samples (ts);"
