@@ -1,9 +1,11 @@
 """Rendering, in one place: rich for people, plain text when stdout is not a terminal or NO_COLOR
-is set, JSON for scripts (`--json`)."""
+is set, JSON for scripts (`--json`). Plain text is written without rich (whose import is about a
+tenth of a short command's time): markup is stripped as rich strips it."""
 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Sequence
 from functools import cache
@@ -21,7 +23,7 @@ def plain() -> bool:
 def console() -> Console:
     from rich.console import Console
 
-    return Console(no_color=plain(), highlight=False, soft_wrap=True)
+    return Console(no_color=plain(), highlight=False, soft_wrap=True, emoji=False)
 
 
 @cache
@@ -33,6 +35,7 @@ def error_console() -> Console:
         no_color="NO_COLOR" in os.environ or not sys.stderr.isatty(),
         highlight=False,
         soft_wrap=True,
+        emoji=False,
     )
 
 
@@ -44,17 +47,48 @@ def print_json(data: Any) -> None:
 
 def say(message: str) -> None:
     """A line for people on stdout (rich markup allowed)."""
-    console().print(message)
+    if plain():
+        sys.stdout.write(strip_markup(message) + "\n")
+    else:
+        console().print(message)
 
 
 def warn(message: str) -> None:
     """A warning for people on stdout, as written (no markup read from it)."""
-    console().print(f"[bold yellow]warning:[/] {_escape(message)}")
+    if plain():
+        sys.stdout.write(f"warning: {message}\n")
+    else:
+        console().print(f"[bold yellow]warning:[/] {_escape(message)}")
 
 
 def print_error(message: str) -> None:
     """An error, `error: ` first, on stderr; several lines stay as written."""
-    error_console().print(f"[bold red]error:[/] {_escape(message)}")
+    if "NO_COLOR" in os.environ or not sys.stderr.isatty():
+        sys.stderr.write(f"error: {message}\n")
+    else:
+        error_console().print(f"[bold red]error:[/] {_escape(message)}")
+
+
+# rich's console markup: a tag is `[` then a letter, #, / or @, up to the next `]`; backslashes
+# before it escape it when odd in number, and stand for half as many backslashes. Between tags,
+# `\[` is a bracket.
+_TAG = re.compile(r"(\\*)\[([a-z#/@][^[]*?)]")
+
+
+def strip_markup(markup: str) -> str:
+    """What rich prints of `markup` without styles: its tags dropped, escaped tags as text."""
+    if "[" not in markup:
+        return markup
+    out, position = [], 0
+    for match in _TAG.finditer(markup):
+        out.append(markup[position : match.start()].replace("\\[", "["))
+        slashes = len(match.group(1))
+        out.append("\\" * (slashes // 2))
+        if slashes % 2:
+            out.append(match.group(0)[slashes:])
+        position = match.end()
+    out.append(markup[position:].replace("\\[", "["))
+    return "".join(out)
 
 
 def print_table(title: str | None, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -33,7 +33,7 @@ def register(parent: typer.Typer) -> None:
 @app.command("list")
 def list_senses(root: RootOption = None, as_json: JsonOption = False) -> None:
     """The senses, with live figures from the daemon when it runs, from nerve.yaml otherwise."""
-    from nerve_core import ListSensesRequest, ListSensesResponse, load_nerve_config
+    from nerve_core import ListSensesRequest, ListSensesResponse
     from nerve_core.errors import DaemonNotRunning
 
     from ..client import request
@@ -78,6 +78,8 @@ def list_senses(root: RootOption = None, as_json: JsonOption = False) -> None:
         ]
         print_table(None, columns, rows)
         return
+    from nerve_core import load_nerve_config  # (its models and YAML only when nerve is down)
+
     config = load_nerve_config(workspace.config_path)
     static = [
         {
