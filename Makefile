@@ -62,8 +62,10 @@ mutate: $(STAMP) tools
 # figures to bench/results/<timestamp>.json. `make bench` takes under 10 minutes, bench-quick 2.
 BENCH_STAMP := $(VENV)/.bench-stamp
 
-$(BENCH_STAMP): $(STAMP)
+$(BENCH_STAMP): $(STAMP) bench/peers/requirements.txt
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	rm -rf $(VENV)/peers
+	$(BIN)/python -m pip install --quiet --target $(VENV)/peers -r bench/peers/requirements.txt
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

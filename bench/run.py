@@ -34,6 +34,7 @@ ORDER = [
     "respawn",
     "ipc",
     "workflow_rounds",
+    "durable",
     "log_growth",
     "timer_jitter",
     "timers",
