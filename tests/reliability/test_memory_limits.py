@@ -37,9 +37,10 @@ def compute(ctx):
         block = bytearray(CHUNK)
         block[::4096] = b"x" * len(block[::4096])
         hoard.append(block)
-        fd = os.open(said, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        fd = os.open(f"{said}.new", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.write(fd, str(len(hoard) * CHUNK).encode())
         os.close(fd)
+        os.replace(f"{said}.new", said)  # whole, even if the worker dies right now
         time.sleep(0.01)
     time.sleep(60)
 """
