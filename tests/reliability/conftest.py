@@ -25,6 +25,7 @@ from ..conftest import FIGURE
 from ..daemon.conftest import build_workspace, ws  # noqa: F401  (the workspace fixture, shared)
 
 ECHO = (Path(__file__).parent / "echo_workflow.py").read_text()
+HOLD = (Path(__file__).parent / "hold_workflow.py").read_text()  # holds until `go` is written
 RETURN_ONE = "def compute(ctx):\n    return 1\n"
 
 Figure = Callable[[str, str], None]

@@ -14,31 +14,10 @@ from pathlib import Path
 import pytest
 
 from ..cli.conftest import run_nerve
-from .conftest import Figure, daemon_workspace, kill_daemon, query, wait_for
+from .conftest import HOLD, Figure, daemon_workspace, kill_daemon, query, wait_for
 
 pytestmark = pytest.mark.slow
 
-HOLD = """
-import time
-from pathlib import Path
-
-from nerve_core.workflow import END, START, WorkflowDefinition
-
-GO = Path(__file__).parent / "go"
-
-
-def moderator(thread):
-    return "hold" if thread[-1].role == START else END
-
-
-def hold(ctx):  # holds its slot until the test says go
-    while not GO.exists():
-        time.sleep(0.05)
-    return ctx.prompt
-
-
-definition = WorkflowDefinition(moderator=moderator, roles={"hold": hold})
-"""
 CONFIG = "senses:\n  idle: {}\nworkflows:\n  hold: {concurrency: 1, overflow: queue}\n"
 EIGHT_HOURS_S = 8 * 3600
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ..cli.conftest import run_nerve
-from .conftest import Figure, daemon_workspace, query, wait_for
+from .conftest import HOLD, Figure, daemon_workspace, query, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -30,27 +30,6 @@ def compute(ctx):
     with (Path(__file__).parent / "computes").open("a") as out:
         out.write(f"{time.monotonic()} {ctx.trigger}\\n")
     return 1
-"""
-HOLD = """
-import time
-from pathlib import Path
-
-from nerve_core.workflow import END, START, WorkflowDefinition
-
-GO = Path(__file__).parent / "go"
-
-
-def moderator(thread):
-    return "hold" if thread[-1].role == START else END
-
-
-def hold(ctx):  # holds its slot until the test says go
-    while not GO.exists():
-        time.sleep(0.05)
-    return ctx.prompt
-
-
-definition = WorkflowDefinition(moderator=moderator, roles={"hold": hold})
 """
 CONFIG = """
 senses:
