@@ -34,7 +34,7 @@ from _common import (
 )
 
 QUICK = "--quick" in sys.argv
-SECONDS = 4.0 if QUICK else 20.0
+SECONDS = 4.0 if QUICK else 15.0
 POINTS = (
     [int(n) for n in sys.argv[sys.argv.index("--senses") + 1].split(",")]
     if "--senses" in sys.argv
