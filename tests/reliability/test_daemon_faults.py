@@ -32,7 +32,8 @@ from .conftest import (
 
 pytestmark = pytest.mark.slow
 
-REQUESTS = scaled(600, 1_000)  # fewer can end the stream before the kills on a fast day
+REQUESTS = scaled(600, 1_000)  # paced (below): the stream outlasts the kills however fast
+PACE_S = 0.003  # launches take ~2 ms each: ~5 ms a request, 3 s for 600, before downtime
 KILLS = scaled(2, 3)
 CONFIG = """
 senses:
@@ -59,7 +60,7 @@ def test_sigkill_of_the_daemon_under_1000_acknowledged_requests_loses_none(
     root: Path, figure: Figure
 ) -> None:
     assert run_nerve("start", cwd=root).code == 0
-    stream = Stream(root, "quick")
+    stream = Stream(root, "quick", pace_s=PACE_S)
     client = threading.Thread(target=stream.run, args=(REQUESTS, time.monotonic() + 120))
     client.start()
     chance = random.Random(7)
