@@ -127,18 +127,21 @@ def test_a_client_retrying_with_keys_through_daemon_kills_makes_no_run_twice(
     root: Path, figure: Figure
 ) -> None:
     assert run_nerve("start", cwd=root).code == 0
-    stream = Stream(root, "quick", keyed=True)
+    stream = Stream(root, "quick", keyed=True, pace_s=PACE_S)
     client = threading.Thread(target=stream.run, args=(REQUESTS, time.monotonic() + 120))
     client.start()
     chance = random.Random(11)
+    kills = 0
     for _ in range(KILLS):
         time.sleep(chance.uniform(0.2, 1.2))
         if not client.is_alive():
             break
         kill_daemon(root)
+        kills += 1
         assert run_nerve("start", cwd=root).code == 0
     client.join()
     assert len(stream.acknowledged) == REQUESTS
+    assert kills == KILLS, "the stream ended before every kill: make it longer"
     keyed = query(root, "SELECT idem_key, run_id FROM workflow_runs ORDER BY created_at")
     by_key = dict(keyed)
     assert len(keyed) == len(by_key) == REQUESTS  # one run per key, no run without one
