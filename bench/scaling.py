@@ -19,6 +19,7 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import psutil
@@ -173,27 +174,32 @@ def plot(points: list[dict[str, float]], flows: list[dict[str, float]]) -> list[
     left.set_yscale("log")
     left.set_xlabel("senses @1 s (20 groups, one per 100 beyond 2,000)")
     left.set_ylabel("lateness p99 (ms)")
-    right = left.twinx()
-    right.plot(senses, [p["cpu"] for p in points], "s--", color="tab:red", label="kernel CPU %")
-    right.set_ylabel("kernel CPU (%)")
-    figure.legend(loc="upper left", bbox_to_anchor=(0.12, 0.95))
-    figure.tight_layout()
-    figure.savefig(folder / "scaling.png", dpi=100)
-    plt.close(figure)
+    cpu = [p["cpu"] for p in points]
+    _finish(
+        plt, figure, left, (senses, cpu, "kernel CPU %", "kernel CPU (%)"), folder / "scaling.png"
+    )
     figure, left = plt.subplots(figsize=(6, 3.5))
     slots = [f["concurrency"] for f in flows]
     left.plot(slots, [f["runs_per_s"] for f in flows], "o-", label="runs/s")
     left.plot(slots, [f["ideal_per_s"] for f in flows], ":", color="grey", label="slots / 20 ms")
     left.set_xlabel("workflow concurrency (each role waits 20 ms)")
     left.set_ylabel("runs a second")
-    right = left.twinx()
-    right.plot(slots, [f["p99"] for f in flows], "s--", color="tab:red", label="launch p99 (ms)")
-    right.set_ylabel("launch → role start p99 (ms)")
+    p99 = [f["p99"] for f in flows]
+    right = (slots, p99, "launch p99 (ms)", "launch → role start p99 (ms)")
+    _finish(plt, figure, left, right, folder / "workflows.png")
+    return [str(folder / "scaling.png"), str(folder / "workflows.png")]
+
+
+def _finish(plt: Any, figure: Any, left: Any, right: tuple[Any, ...], path: Path) -> None:
+    """The red series on its own axis at the right (x, y, label, axis title), then saved."""
+    x, y, label, title = right
+    axis = left.twinx()
+    axis.plot(x, y, "s--", color="tab:red", label=label)
+    axis.set_ylabel(title)
     figure.legend(loc="upper left", bbox_to_anchor=(0.12, 0.95))
     figure.tight_layout()
-    figure.savefig(folder / "workflows.png", dpi=100)
+    figure.savefig(path, dpi=100)
     plt.close(figure)
-    return [str(folder / "scaling.png"), str(folder / "workflows.png")]
 
 
 def main() -> None:
