@@ -342,11 +342,19 @@ class Kernel:
             self.config = config
             self._router.use(config)
             new_groups = config.sense_groups()
+            added = [
+                self._add_group(name, list(senses))
+                for name, senses in new_groups.items()
+                if name in diff.groups_added
+            ]
+            assert self._watch is not None  # limits first: a new group's worker joins its cgroup
+            self._watch.use(
+                {n: g for n, g in self.groups.items() if n in new_groups}, self._limits()
+            )
+            for group in added:
+                self._tracked[f"group:{group.name}"] = await Tracked.start(self._parts, group.run)
             group_of: dict[str, SenseGroup] = {}
             for name, senses in new_groups.items():
-                if name in diff.groups_added:
-                    group = self._add_group(name, list(senses))
-                    self._tracked[f"group:{name}"] = await Tracked.start(self._parts, group.run)
                 group = self.groups[name]
                 group_of.update(dict.fromkeys(senses, group))
                 if name in diff.groups_restarted:
@@ -355,10 +363,6 @@ class Kernel:
             self._group_of = {**self._group_of, **group_of}
             self._scheduler.apply(config)
             self._subscribe(self._scheduler)
-            assert self._watch is not None
-            self._watch.use(
-                {n: g for n, g in self.groups.items() if n in new_groups}, self._limits()
-            )
 
             async def start_runner(runner: WorkflowRunner) -> None:
                 assert self._parts is not None

@@ -75,6 +75,11 @@ class GroupCgroup:
                 (self.path / "memory.swap.max").write_text("0" if limit is not None else "max")
         self.limit = limit
 
+    def join(self, pid: int) -> None:
+        """Move the running process `pid` into this cgroup (v1 moves what it was charged with
+        too; v2 counts what it allocates from now on). Raises OSError when it cannot."""
+        self.procs.write_text(str(pid))
+
     def oom_kills(self) -> int:
         """How many processes the OOM killer ended in this cgroup so far."""
         try:

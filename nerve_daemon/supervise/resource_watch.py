@@ -74,7 +74,10 @@ class ResourceWatch:
             limit = limits[name].memory if name in limits else None
             by_cgroup = limit if name in limits and limits[name].memory_by == "auto" else None
             if by_cgroup is not None or group.memory_cgroup is not None:
-                group.memory_cgroup = self.cgroups.group(name, by_cgroup)
+                had, group.memory_cgroup = group.memory_cgroup, self.cgroups.group(name, by_cgroup)
+                worker = group.worker
+                if group.memory_cgroup is not None and had is None and worker is not None:
+                    _join(group.memory_cgroup, worker)  # a limit new to a running worker
             group.memory_limit = limit
         self._watched = {
             name: (groups[name], limit)
@@ -119,6 +122,13 @@ class ResourceWatch:
         self._cpu.pop(pid, None)
         self._record(limit_row(group.name, pid, resource, figure, limit, POLL))
         group.restart_over_limit(f"over its {resource} limit ({figure} > {limit})")
+
+
+def _join(cgroup: GroupCgroup, worker: WorkerProcess) -> None:
+    try:
+        cgroup.join(worker.pid)
+    except OSError as exc:  # gone meanwhile, or not movable: its limit is polled
+        worker.cgroup_error = str(exc)
 
 
 def limit_row(

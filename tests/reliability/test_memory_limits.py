@@ -135,3 +135,44 @@ def test_the_cgroups_a_killed_daemon_left_are_removed_at_the_next_start(root: Pa
     assert len(made_by(started)) == 1
     assert run_nerve("stop", cwd=root).code == 0
     assert made_by(started) == []
+
+
+def test_a_limit_set_by_a_reload_holds_for_the_worker_running_and_a_group_added(
+    root: Path,
+) -> None:
+    """`walled` runs without a limit, then a reload gives it one: its running worker moves into
+    its new cgroup. `late` comes with the reload: its first worker starts in its cgroup."""
+    (root / "nerve.yaml").write_text("senses:\n  walled: {group: walled}\n")
+    (root / "senses/late").mkdir()
+    (root / "senses/late/compute.py").write_text("def compute(ctx):\n    return 1\n")
+    assert run_nerve("start", cwd=root).code == 0
+    pid = daemon_pid(root)
+    assert made_by(pid) == []  # no limit yet: no cgroup made
+    before = worker_of(root, "walled")
+    assert before is not None
+    assert before["memoryLimit"] is None
+    late = "  late: {group: late}\n"
+    limits = "  late:\n    limits: {memory: 100MB}\n"
+    (root / "nerve.yaml").write_text(
+        CONFIG.replace("senses:\n", "senses:\n" + late).replace("groups:\n", "groups:\n" + limits)
+    )
+    assert run_nerve("reload", cwd=root).code == 0
+    wait_for(lambda: worker_of(root, "late") is not None, timeout=30)
+    [made] = made_by(pid)
+    for group in ("walled", "late"):
+        worker = worker_of(root, group)
+        assert worker is not None
+        assert worker["memoryLimit"] != "poll"
+        joined = Path(f"/proc/{worker['pid']}/cgroup").read_text()
+        assert f"/{made.name}/group-{group}" in joined, (group, joined)
+    walled = worker_of(root, "walled")
+    assert walled is not None
+    assert walled["pid"] == before["pid"]  # the same worker, moved
+    assert run_nerve("stop", cwd=root).code == 0
+    assert made_by(pid) == []
+
+
+def worker_of(root: Path, group: str) -> dict[str, object] | None:
+    workers = json.loads(run_nerve("status", "--json", cwd=root).out)["workers"]
+    found = [w for w in workers if w["name"] == group and w["pid"]]
+    return found[0] if found else None
