@@ -1,14 +1,18 @@
 """Idle cost: the kernel's CPU and memory with the example workspace idle (its senses on their
-intervals), and an idle group worker's own memory (USS), against a fresh interpreter importing
-the same libraries, in the same run.
+intervals), an idle group worker's own memory (USS) against a fresh interpreter importing the
+same libraries, and the memory of all nerve's processes (USS: kernel, fork server, workers)
+against the peers idling with three periodic jobs (a huey consumer, an APScheduler 4 process;
+from `.venv/peers`), in the same run.
 
     .venv/bin/python bench/idle.py [--quick]
 
-Goals: kernel <= 1 % CPU and <= 80 MB RSS; an idle worker <= 15 MB USS.
+Goals: kernel <= 1 % CPU and <= 80 MB RSS; an idle worker <= 15 MB USS; all processes <= 40 MB.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -30,7 +34,7 @@ SECONDS = 10.0 if QUICK else 30.0
 REPO = Path(__file__).resolve().parents[1]
 
 
-async def measure(root: Path) -> tuple[float, float, list[float]]:
+async def measure(root: Path) -> tuple[float, float, list[float], float]:
     kernel = Kernel(load_nerve_config(root / "nerve.yaml"), root)
     me = psutil.Process()
     async with anyio.create_task_group() as group:
@@ -45,8 +49,23 @@ async def measure(root: Path) -> tuple[float, float, list[float]]:
             for g in kernel.groups.values()
             if g.worker is not None and g.worker.alive
         ]
+        family = [me, *me.children(recursive=True)]
+        everything = sum(each.memory_full_info().uss for each in family) / 2**20
         kernel.stop()
-    return cpu, rss, workers
+    return cpu, rss, workers, everything
+
+
+def peer_uss(which: str) -> float:
+    peers = REPO / ".venv" / "peers"
+    if not (peers / "huey").is_dir():
+        raise SystemExit(f"the peers are not installed in {peers}: run `make bench`")
+    with tempfile.TemporaryDirectory(prefix="nerve-idle-") as folder:
+        done = subprocess.run(
+            [sys.executable, str(REPO / "bench/peers/idle_peers.py"), which, folder, "5"],
+            env={**os.environ, "PYTHONPATH": str(peers)},
+            capture_output=True, text=True, check=True, timeout=120,
+        )  # fmt: skip
+    return float(json.loads(done.stdout.splitlines()[-1])["uss_mb"])
 
 
 def fresh_uss() -> float:
@@ -72,8 +91,9 @@ def main() -> None:
         shutil.copy(REPO / "nerve.yaml.example", root / "nerve.yaml")
         shutil.copytree(REPO / "senses", root / "senses")
         shutil.copytree(REPO / "workflows", root / "workflows")
-        cpu, rss, workers = anyio.run(measure, root)
+        cpu, rss, workers, everything = anyio.run(measure, root)
     fresh = median([fresh_uss() for _ in range(3)])
+    huey, aps4 = peer_uss("huey"), peer_uss("aps4")
     worst = max(workers)
     print_table(
         f"idle, the example workspace for {SECONDS:g} s",
@@ -87,6 +107,22 @@ def main() -> None:
                 f"{worst / fresh:.2f}",
                 "<= 15 MB",
                 "yes" if worst <= 15 else "NO",
+            ),
+            (
+                f"USS, all processes ({len(workers)} workers)",
+                f"{everything:.1f} MB",
+                f"{huey:.1f} MB huey consumer",
+                f"{everything / huey:.1f}",
+                "<= 40 MB",
+                "yes" if everything <= 40 else "NO",
+            ),
+            (
+                "USS, all processes, against APScheduler 4",
+                f"{everything:.1f} MB",
+                f"{aps4:.1f} MB APScheduler 4",
+                f"{everything / aps4:.1f}",
+                "-",
+                "-",
             ),
         ],
     )
