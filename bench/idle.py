@@ -30,7 +30,7 @@ from nerve_core import load_nerve_config
 from nerve_daemon.kernel import Kernel
 
 QUICK = "--quick" in sys.argv
-SECONDS = 10.0 if QUICK else 30.0
+SECONDS = 10.0 if QUICK else 20.0
 REPO = Path(__file__).resolve().parents[1]
 
 
