@@ -1,5 +1,6 @@
 """logs.db growth: bytes per compute at 500 senses @1 s against the same signal rows appended bare
-(what a compute cost before lineage and the decision ledger), and the ledger's own rows when
+(what a compute cost before lineage and the decision ledger), bytes per workflow round, logs.db
+per day for the example workspace (its senses on their intervals), and the ledger's own rows when
 triggers merge on every signal.
 
     .venv/bin/python bench/log_growth.py [--quick]
@@ -10,6 +11,8 @@ many triggers merge.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -114,8 +117,82 @@ async def nerve_merging() -> dict[str, float]:
     return {"merged_per_s": merged / elapsed, "rows_per_s": rows / elapsed}
 
 
+REPO = Path(__file__).resolve().parents[1]
+ROUNDS = 200
+PING_PONG = """
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+
+def moderator(thread):
+    return END if len(thread) > ROUNDS else ("ping" if thread[-1].role != "ping" else "pong")
+
+
+def ping(ctx):
+    return "ping"
+
+
+def pong(ctx):
+    return "pong"
+
+
+definition = WorkflowDefinition(moderator=moderator, roles={"ping": ping, "pong": pong})
+""".replace("ROUNDS", str(ROUNDS))
+
+
+async def bytes_per_round() -> float:
+    """One run of `ROUNDS` rounds, each a short message: logs.db's growth by round."""
+    from nerve_core import RunStatus
+    from nerve_store import LogStore
+
+    def write_workflow(root: Path) -> None:
+        (root / "workflows/pingpong").mkdir(parents=True)
+        (root / "workflows/pingpong/workflow.py").write_text(PING_PONG)
+
+    config = f"max_rounds: {ROUNDS + 10}\nworkflows:\n  pingpong: {{}}\n"
+    async with embedded_kernel(config, {}, before_start=write_workflow) as kernel:
+        db = kernel.workspace.logs_db  # type: ignore[attr-defined]
+        before = used_bytes(db)
+        run_id, _ = await kernel.trigger_workflow("pingpong")  # type: ignore[attr-defined]
+        store = LogStore.open_readonly(db)
+        while (run := store.run(run_id)) is None or not run.status.terminal:
+            await anyio.sleep(0.05)
+        assert run.status is RunStatus.COMPLETED, run
+        rounds = run.rounds
+        store.close()
+        return (used_bytes(db) - before) / max(1, rounds)
+
+
+async def example_per_day() -> float:
+    """The example workspace (`make run`'s) for `SECONDS`: logs.db's growth, as bytes a day."""
+    with tempfile.TemporaryDirectory(prefix="nerve-bench-") as folder:
+        root = Path(folder)
+        shutil.copy(REPO / "nerve.yaml.example", root / "nerve.yaml")
+        shutil.copytree(REPO / "senses", root / "senses")
+        shutil.copytree(REPO / "workflows", root / "workflows")
+        from nerve_core import load_nerve_config
+        from nerve_daemon.kernel import Kernel
+
+        kernel = Kernel(load_nerve_config(root / "nerve.yaml"), root)
+        async with anyio.create_task_group() as group:
+            await group.start(kernel.run)
+            db = kernel.workspace.logs_db
+            await anyio.sleep(3.0)  # past start-up and the first computes
+            before, began = count(db, "SELECT count(*) FROM logs"), time.monotonic()
+            await anyio.sleep(SECONDS)
+            rows = count(db, "SELECT count(*) FROM logs") - before
+            elapsed = time.monotonic() - began
+            kernel.stop()
+        # Too few rows in a few seconds to fill pages: rows a day times the bytes a row takes.
+        with contextlib.closing(sqlite3.connect(db)) as raw:
+            stored = raw.execute("SELECT sum(pgsize) FROM dbstat WHERE name LIKE 'logs%'")
+            per_row = stored.fetchone()[0] / raw.execute("SELECT count(*) FROM logs").fetchone()[0]
+    return rows / elapsed * 86_400 * per_row
+
+
 def main() -> None:
     interval = anyio.run(nerve_interval)
+    per_round = anyio.run(bytes_per_round)
+    example = anyio.run(example_per_day)
     per_compute = interval["bytes"] / max(1, interval["computes"])
     bare = bare_rows(int(interval["computes"]))
     merging = anyio.run(nerve_merging)
@@ -133,6 +210,22 @@ def main() -> None:
         (
             f"logs.db growth, {SENSES} senses @1 s",
             f"{per_compute * SENSES * 86_400 / 1e9:.1f} GB/day",
+            "-",
+            "-",
+            "-",
+            "-",
+        ),
+        (
+            f"bytes per workflow round (one run of {ROUNDS})",
+            f"{per_round:.0f} B",
+            "-",
+            "-",
+            "-",
+            "-",
+        ),
+        (
+            "logs.db growth, the example workspace",
+            f"{example / 1e6:.1f} MB/day",
             "-",
             "-",
             "-",
