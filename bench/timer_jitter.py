@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import embedded_kernel, interval_config, lateness_recorder, percentile, print_table
 
 QUICK = "--quick" in sys.argv
-SECONDS = 5.0 if QUICK else 20.0
+SECONDS = 5.0 if QUICK else 15.0
 SENSES = 50
 GROUPS = 10
 
