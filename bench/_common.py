@@ -122,3 +122,28 @@ async def embedded_kernel(
             finally:
                 kernel.stop()
                 await kernel.stopped.wait()
+
+
+# -- the peers, from .venv/peers ------------------------------------------------------------------
+
+import subprocess  # noqa: E402
+from typing import Any  # noqa: E402
+
+PEERS = Path(__file__).resolve().parents[1] / ".venv" / "peers"
+
+
+def run_peer(script: str, *args: str, timeout: float = 600) -> dict[str, Any]:
+    """Run bench/peers/`script` with the peers `make bench` installed in .venv/peers first on its
+    path (APScheduler 4 there, not the bench extra's 3); what it printed last, as JSON."""
+    if not (PEERS / "huey").is_dir() or not (PEERS / "apscheduler").is_dir():
+        raise SystemExit(f"the peers are not installed in {PEERS}: run `make bench`")
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).parent / "peers" / script), *args],
+        env={**os.environ, "PYTHONPATH": str(PEERS)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=timeout,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result

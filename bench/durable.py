@@ -23,7 +23,6 @@ Goal: nerve >= 1.0 x huey at matched durability.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import sqlite3
@@ -35,14 +34,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import percentile, print_table, write_workspace
+from _common import percentile, print_table, run_peer, write_workspace
 
 QUICK = "--quick" in sys.argv
 COUNT = 300 if QUICK else 2_000
 ROUNDS = 1 if QUICK else 2
 WORKERS = 4
 BENCH = Path(__file__).parent
-PEERS = BENCH.parent / ".venv" / "peers"
 NERVE = str(Path(sys.executable).parent / "nerve")
 WORKFLOW = """
 import time
@@ -108,21 +106,11 @@ def nerve(synchronous: str) -> tuple[float, list[float]]:
 
 
 def peer(script: str, *args: str) -> tuple[float, list[float]]:
-    if not (PEERS / "huey").is_dir() or not (PEERS / "apscheduler").is_dir():
-        raise SystemExit(f"the peers are not installed in {PEERS}: run `make bench`")
     folder = Path(tempfile.mkdtemp(prefix="nv-bench-", dir="/tmp"))
     try:
-        done = subprocess.run(
-            [sys.executable, str(BENCH / "peers" / script), str(folder), *args],
-            env={**os.environ, "PYTHONPATH": str(PEERS)},
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=600,
-        )
+        result = run_peer(script, str(folder), *args)
     finally:
         shutil.rmtree(folder)
-    result = json.loads(done.stdout.splitlines()[-1])
     return float(result["seconds"]), [float(value) for value in result["latencies_ms"]]
 
 

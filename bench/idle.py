@@ -11,8 +11,6 @@ Goals: kernel <= 1 % CPU and <= 80 MB RSS; an idle worker <= 15 MB USS; all proc
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
 import sys
@@ -24,7 +22,7 @@ import anyio
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import median, print_table
+from _common import median, print_table, run_peer
 
 from nerve_core import load_nerve_config
 from nerve_daemon.kernel import Kernel
@@ -56,16 +54,8 @@ async def measure(root: Path) -> tuple[float, float, list[float], float]:
 
 
 def peer_uss(which: str) -> float:
-    peers = REPO / ".venv" / "peers"
-    if not (peers / "huey").is_dir():
-        raise SystemExit(f"the peers are not installed in {peers}: run `make bench`")
     with tempfile.TemporaryDirectory(prefix="nerve-idle-") as folder:
-        done = subprocess.run(
-            [sys.executable, str(REPO / "bench/peers/idle_peers.py"), which, folder, "5"],
-            env={**os.environ, "PYTHONPATH": str(peers)},
-            capture_output=True, text=True, check=True, timeout=120,
-        )  # fmt: skip
-    return float(json.loads(done.stdout.splitlines()[-1])["uss_mb"])
+        return float(run_peer("idle_peers.py", which, folder, "5", timeout=120)["uss_mb"])
 
 
 def fresh_uss() -> float:

@@ -10,9 +10,6 @@ Goals: p99 <= 5 ms, and <= 0.5 x each APScheduler's.
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import threading
 import time
@@ -21,7 +18,14 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import embedded_kernel, interval_config, lateness_recorder, percentile, print_table
+from _common import (
+    embedded_kernel,
+    interval_config,
+    lateness_recorder,
+    percentile,
+    print_table,
+    run_peer,
+)
 
 QUICK = "--quick" in sys.argv
 SECONDS = 5.0 if QUICK else 15.0
@@ -76,16 +80,8 @@ def apscheduler_lateness() -> list[float] | None:
 
 
 def apscheduler4_lateness() -> list[float]:
-    peers = Path(__file__).resolve().parents[1] / ".venv" / "peers"
-    if not (peers / "apscheduler").is_dir():
-        raise SystemExit(f"the peers are not installed in {peers}: run `make bench`")
-    done = subprocess.run(
-        [sys.executable, str(Path(__file__).parent / "peers/aps4_lateness.py"), str(SENSES),
-         str(SECONDS)],
-        env={**os.environ, "PYTHONPATH": str(peers)},
-        capture_output=True, text=True, check=True, timeout=300,
-    )  # fmt: skip
-    return [float(value) for value in json.loads(done.stdout.splitlines()[-1])["lateness_ms"]]
+    result = run_peer("aps4_lateness.py", str(SENSES), str(SECONDS), timeout=300)
+    return [float(value) for value in result["lateness_ms"]]
 
 
 def main() -> None:

@@ -86,7 +86,7 @@ from .senses.outcomes import OutcomeRouter
 from .senses.retries import Retries
 from .senses.scheduler import Decision, ReflexScheduler, Trigger
 from .state import KernelState, Parts, render_health, sense_infos, snapshot, stall_problem
-from .supervise.cgroups import MemoryCgroups
+from .supervise.cgroups import POLL, MemoryCgroups
 from .supervise.resource_watch import ResourceWatch
 from .supervise.worker_pool import WorkerPool
 from .timing.clock import AnyioClock
@@ -136,7 +136,7 @@ class Kernel:
         self._parts: TaskGroup | None = None
         self._bus: SignalBus | None = None
         self._watch: ResourceWatch | None = None
-        self._cgroups = MemoryCgroups(None, "poll")  # found at the start of `run`
+        self._cgroups = MemoryCgroups(None, POLL)  # found at the start of `run`
         self._tracked: dict[str, Tracked] = {}
         self._reloading = anyio.Lock()
         self.ledger = Ledger(self._record)

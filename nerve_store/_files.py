@@ -3,6 +3,7 @@ folder is fsynced too (a power loss can otherwise take back the name while the b
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -30,3 +31,9 @@ def make_dirs(path: Path, mode: int = 0o777) -> bool:
             continue
         fsync_dir(folder.parent)
     return bool(missing)
+
+
+def os_error_text(exc: OSError) -> str:
+    """An OS error as a person reads it, with the code to search for: `No space left on device
+    (ENOSPC)`."""
+    return f"{exc.strerror or exc} ({errno.errorcode.get(exc.errno or 0, 'error')})"

@@ -18,7 +18,6 @@ to `YYYY-MM-DD.jsonl.damaged` beside it when the day is written again.
 
 from __future__ import annotations
 
-import errno
 import functools
 import os
 import sqlite3
@@ -35,7 +34,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from nerve_core.errors import StoreError
 
 from . import _sqlite
-from ._files import fsync_dir, make_dirs
+from ._files import fsync_dir, make_dirs, os_error_text
 from .log_store import DeleteArchived
 from .schema import META_ARCHIVE_WATERMARK, logs, migrate, set_meta
 
@@ -72,8 +71,7 @@ def archive_logs(
     except (OSError, sqlite3.Error, SQLAlchemyError) as exc:  # a full disk, an I/O error
         reason = getattr(exc, "orig", None) or exc
         if isinstance(reason, OSError):
-            code = errno.errorcode.get(reason.errno or 0, "error")
-            reason = f"{reason.strerror or reason} ({code})"
+            reason = os_error_text(reason)
         raise StoreError(
             f"the archive stopped, nothing it had not finished was moved: {reason}"
         ) from None

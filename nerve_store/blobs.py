@@ -11,7 +11,6 @@ built, so no input can name a file outside the store.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
@@ -20,7 +19,7 @@ from pathlib import Path
 
 from nerve_core.errors import BlobIntegrityError, StoreError
 
-from ._files import fsync_dir, make_dirs
+from ._files import fsync_dir, make_dirs, os_error_text
 
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 
@@ -52,9 +51,8 @@ class BlobStore:
             if temp is not None:
                 Path(temp).unlink(missing_ok=True)
             if isinstance(exc, OSError):  # a full disk, say: name it, and where
-                code = errno.errorcode.get(exc.errno or 0, "error")
                 message = f"blob {digest} could not be written in {target.parent}"
-                raise StoreError(f"{message}: {exc.strerror or exc} ({code})") from exc
+                raise StoreError(f"{message}: {os_error_text(exc)}") from exc
             raise
         return digest
 
