@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -27,6 +28,10 @@ from nerve_core._workspace import CONFIG_FILE
 
 DEBOUNCE_S = 0.3
 _IGNORED_SUFFIXES = (".pyc", ".pyo", ".swp", ".swx", ".tmp", "~")
+
+# watchdog's own harmless race: a folder made while a recursive watch is being added is found
+# twice (by the walk and by its IN_CREATE), and it warns. Not a line for nerve.log.
+warnings.filterwarnings("ignore", "Callback with id .* already exists", RuntimeWarning)
 
 
 def relevant(root: Path, path: Path) -> Path | None:
