@@ -134,12 +134,23 @@ class WorkflowRunner(Supervised):
         if admitted.verdict is Verdict.DROP:  # recorded as dropped from the start
             await self._write(replace(create, status=RunStatus.DROPPED, reason=admitted.reason))
             return run.run_id, RunStatus.DROPPED
+        at_once = (
+            admitted.verdict is Verdict.START
+            and admitted.evicted is None
+            and admitted.replaced is None
+            and self._can_start()
+        )
+        # Started at once: created and started in one commit (the ack waits for one, not two).
+        started = self._started(run) if at_once else None
         try:
-            await self._write(create)
+            await self._write(create if started is None else Together((create, *started[0])))
         except BaseException:  # never created: give back the slot or queue place it was given
             self._admission.finish(run.run_id)
             self._admission.queue.remove(run.run_id)
             raise
+        if started is not None:
+            await self._send_start(run, [started[1]])
+            return run.run_id, RunStatus.STARTED
         if admitted.evicted is not None:
             max_queue = self._admission.config.max_queue
             reason = f"evicted from a full queue (max_queue {max_queue}) by run {run.run_id}"
@@ -469,14 +480,18 @@ class WorkflowRunner(Supervised):
         while self._waiting and self._can_start():
             await self._start(self._waiting.pop(0))
 
-    async def _start(self, run: Run) -> None:
+    def _started(self, run: Run) -> tuple[tuple[TransitionRun, AppendMessage], WorkflowMessage]:
+        """`run` started with its START message (always in one commit, so a run is never
+        `started` without it, whenever nerve dies), and that message as its thread begins."""
         ts = now_ms()
-        # One commit: a run is never `started` without its START message, whenever nerve dies.
         started = TransitionRun(run.run_id, RunStatus.STARTED, ts=ts)
-        await self._write(
-            Together((started, AppendMessage(run.run_id, self.name, 0, START, run.prompt, ts=ts)))
-        )
-        await self._send_start(run, [WorkflowMessage(0, START, run.prompt, ts)])
+        message = AppendMessage(run.run_id, self.name, 0, START, run.prompt, ts=ts)
+        return (started, message), WorkflowMessage(0, START, run.prompt, ts)
+
+    async def _start(self, run: Run) -> None:
+        ops, first = self._started(run)
+        await self._write(Together(ops))
+        await self._send_start(run, [first])
 
     async def _resume_crashed(self) -> None:
         if not self._can_start():
