@@ -1,7 +1,7 @@
-"""Interval lateness: from the tick an interval compute was due to its start in the worker, 50
-senses at 100 ms (in 10 groups of 5), against APScheduler 3 interval jobs and APScheduler 4
-interval schedules (from `.venv/peers`, in an interpreter of its own) calling a function
-in-process, in the same run.
+"""Interval lateness: from the tick an interval compute was due to its start in the worker, for
+two loads, 50 senses at 100 ms (in 10 groups of 5) and 500 senses at 1 s (in 50 groups of 10),
+against APScheduler 3 interval jobs and APScheduler 4 interval schedules (from `.venv/peers`, in an
+interpreter of its own) calling a function in-process, in the same run.
 
     .venv/bin/python bench/timer_jitter.py [--quick]
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
@@ -28,24 +29,41 @@ from _common import (
 )
 
 QUICK = "--quick" in sys.argv
-SECONDS = 5.0 if QUICK else 15.0
-SENSES = 50
-GROUPS = 10
 
 
-async def nerve_lateness() -> list[float]:
+@dataclass(frozen=True)
+class Load:
+    senses: int
+    groups: int
+    interval_s: float
+    seconds: float
+
+    @property
+    def title(self) -> str:
+        every = (
+            f"{self.interval_s * 1000:.0f} ms" if self.interval_s < 1 else f"{self.interval_s:g} s"
+        )
+        return f"{self.senses} senses @{every} in {self.groups} groups"
+
+
+LOADS = (
+    Load(50, 10, 0.1, 5.0 if QUICK else 10.0),
+    Load(500, 50, 1.0, 5.0 if QUICK else 10.0),
+)
+
+
+async def nerve_lateness(load: Load) -> list[float]:
     lateness, on_compute = lateness_recorder()
-    code = {f"s{n}": "def compute(ctx):\n    return None\n" for n in range(SENSES)}
-    async with embedded_kernel(
-        interval_config(SENSES, GROUPS, "100ms"), code, on_compute=on_compute
-    ):
-        await anyio.sleep(1.0)  # warm up
+    code = {f"s{n}": "def compute(ctx):\n    return None\n" for n in range(load.senses)}
+    config = interval_config(load.senses, load.groups, f"{load.interval_s * 1000:.0f}ms")
+    async with embedded_kernel(config, code, on_compute=on_compute):
+        await anyio.sleep(1.0 + load.interval_s)  # warm up: every group's worker has computed
         lateness.clear()
-        await anyio.sleep(SECONDS)
+        await anyio.sleep(load.seconds)
     return lateness
 
 
-def apscheduler_lateness() -> list[float] | None:
+def apscheduler_lateness(load: Load) -> list[float] | None:
     try:
         from apscheduler.schedulers.background import BackgroundScheduler
     except ImportError:
@@ -54,40 +72,43 @@ def apscheduler_lateness() -> list[float] | None:
     lock = threading.Lock()
     scheduler = BackgroundScheduler()
     start = time.time() + 0.5
+    step = load.interval_s
 
     def job(index: int) -> None:
         now = time.time()
-        due = start + round((now - start) / 0.1) * 0.1  # the 100 ms grid this run belongs to
+        due = start + round((now - start) / step) * step  # the grid this run belongs to
         with lock:
             lateness.append((now - due) * 1000)
 
     from datetime import datetime
 
-    for n in range(SENSES):
+    for n in range(load.senses):
         scheduler.add_job(
             job,
             "interval",
-            seconds=0.1,
+            seconds=step,
             args=[n],
             next_run_time=datetime.fromtimestamp(start),
             max_instances=5,
             misfire_grace_time=1,
         )
     scheduler.start()
-    time.sleep(1.0 + SECONDS)
+    time.sleep(1.0 + step + load.seconds)
     scheduler.shutdown(wait=True)
-    return lateness[SENSES * 5 :]
+    warm_up = round((1.0 + step) / step) * load.senses  # what ran before the measure began
+    return lateness[warm_up:]
 
 
-def apscheduler4_lateness() -> list[float]:
-    result = run_peer("aps4_lateness.py", str(SENSES), str(SECONDS), timeout=300)
+def apscheduler4_lateness(load: Load) -> list[float]:
+    args = (str(load.senses), str(load.seconds), str(load.interval_s))
+    result = run_peer("aps4_lateness.py", *args, timeout=300)
     return [float(value) for value in result["lateness_ms"]]
 
 
-def main() -> None:
-    nerve = anyio.run(nerve_lateness)
-    aps3 = apscheduler_lateness()
-    aps4 = apscheduler4_lateness()
+def measure(load: Load) -> None:
+    nerve = anyio.run(nerve_lateness, load)
+    aps3 = apscheduler_lateness(load)
+    aps4 = apscheduler4_lateness(load)
     p50, p99 = percentile(nerve, 50), percentile(nerve, 99)
     rows = [("p50", f"{p50:.2f}", "-", "-", "-", "-"), ("p99", f"{p99:.2f}", "-", "-", "<= 5",
             "yes" if p99 <= 5 else "NO")]  # fmt: skip
@@ -108,10 +129,12 @@ def main() -> None:
                 "yes" if ratio <= 0.5 else "NO",
             )
         )
-    print_table(
-        f"interval lateness, {SENSES} senses @100 ms in {GROUPS} groups (ms, {len(nerve)} computes)",
-        rows,
-    )
+    print_table(f"interval lateness, {load.title} (ms, {len(nerve)} computes)", rows)
+
+
+def main() -> None:
+    for load in LOADS:
+        measure(load)
 
 
 if __name__ == "__main__":

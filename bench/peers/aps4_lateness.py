@@ -1,8 +1,9 @@
 """APScheduler 4's side of bench/timer_jitter.py: `jobs` interval schedules at 100 ms in one
-AsyncScheduler (its memory data store, jobs run in-process), for `seconds` after a second's
-warm-up; prints one JSON line: each run's lateness (ms) from its scheduled fire time to its start.
+AsyncScheduler (its memory data store, jobs run in-process), every `interval` seconds (0.1 unless
+given), for `seconds` after a warm-up; prints one JSON line: each run's lateness (ms) from its
+scheduled fire time to its start.
 
-    python bench/peers/aps4_lateness.py JOBS SECONDS
+    python bench/peers/aps4_lateness.py JOBS SECONDS [INTERVAL]
 """
 
 from __future__ import annotations
@@ -24,15 +25,15 @@ def job() -> None:
         lateness.append((datetime.now(UTC) - fire).total_seconds() * 1000)
 
 
-async def measure(jobs: int, seconds: float) -> list[float]:
+async def measure(jobs: int, seconds: float, interval: float) -> list[float]:
     from apscheduler import AsyncScheduler
     from apscheduler.triggers.interval import IntervalTrigger
 
     async with AsyncScheduler() as scheduler:
         for _ in range(jobs):
-            await scheduler.add_schedule(job, IntervalTrigger(seconds=0.1))
+            await scheduler.add_schedule(job, IntervalTrigger(seconds=interval))
         await scheduler.start_in_background()
-        await anyio.sleep(1.0)  # warm up
+        await anyio.sleep(1.0 + interval)  # warm up
         lateness.clear()
         await anyio.sleep(seconds)
         measured = list(lateness)
@@ -41,7 +42,9 @@ async def measure(jobs: int, seconds: float) -> list[float]:
 
 
 def main() -> None:
-    print(json.dumps({"lateness_ms": anyio.run(measure, int(sys.argv[1]), float(sys.argv[2]))}))
+    interval = float(sys.argv[3]) if len(sys.argv) > 3 else 0.1
+    lateness_ms = anyio.run(measure, int(sys.argv[1]), float(sys.argv[2]), interval)
+    print(json.dumps({"lateness_ms": lateness_ms}))
 
 
 if __name__ == "__main__":
