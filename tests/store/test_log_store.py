@@ -6,10 +6,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from sqlite3 import IntegrityError
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 
 from nerve_core import END, START, LogType, RunStatus
 from nerve_core.errors import StoreError
