@@ -79,7 +79,9 @@ def open_writer(path: Path, *, synchronous: str = "normal") -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # On the driver's connection: every commit's path, where SQLAlchemy's statement
+        # machinery cost more than the BEGIN itself. Its errors come unwrapped (see `damaged`).
+        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
 
     return engine
 
