@@ -268,12 +268,19 @@ async def _moderate(moderator: Any, thread: tuple[WorkflowMessage, ...]) -> Any:
     return choice
 
 
+# A `def` role gets its thread at once: the workflow's `concurrency` is the cap on runs at once,
+# not anyio's default pool of 40 threads (a 41st run's role, a call elsewhere, would wait).
+_ROLE_THREADS = anyio.CapacityLimiter(math.inf)
+
+
 async def _call(function: Any, argument: Any) -> Any:
     """Call a role or moderator: `async def` on the loop, `def` in a worker thread (abandoned,
     not waited for, if the run is cancelled)."""
     if inspect.iscoroutinefunction(function):
         return await function(argument)
-    value = await anyio.to_thread.run_sync(function, argument, abandon_on_cancel=True)
+    value = await anyio.to_thread.run_sync(
+        function, argument, abandon_on_cancel=True, limiter=_ROLE_THREADS
+    )
     if inspect.isawaitable(value):
         value = await value
     return value

@@ -700,3 +700,47 @@ async def test_a_message_that_cannot_be_committed_fails_its_run_and_no_next_roun
     assert run.error == "a message could not be committed: injected: this message cannot be stored"
     assert [m.role for m in thread] == [START]
     assert not any("second begins" in line for _, line in recorder.output)
+
+
+MEETING = """
+import time
+from pathlib import Path
+
+from nerve_core.workflow import END, START, WorkflowDefinition
+
+def moderator(thread):
+    return "meet" if thread[-1].role == START else END
+
+def meet(ctx):  # a `def` role that blocks (a call elsewhere): here, until every run is in it
+    folder = Path(ctx.prompt)
+    (folder / ctx.run_id).touch()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if len(list(folder.iterdir())) >= 45:
+            return "met"
+        time.sleep(0.05)
+    return f"alone with {len(list(folder.iterdir()))}"
+
+definition = WorkflowDefinition(moderator=moderator, roles={"meet": meet})
+"""
+
+
+async def test_blocking_roles_of_more_runs_than_a_thread_pool_holds_all_run_at_once(
+    ws: Callable[..., Path], tmp_path: Path
+) -> None:
+    # `concurrency` is the cap on runs at once, not the 40 threads of anyio's default pool:
+    # 45 runs whose `def` roles each wait for all the others all get there.
+    root = ws("workflows:\n  many: {concurrency: 45}\n", {}, workflows={"many": MEETING})
+    folder = tmp_path / "met"
+    folder.mkdir()
+    async with running(root) as (kernel, _):
+        ids = [(await kernel.trigger_workflow("many", str(folder)))[0] for _ in range(45)]
+
+        def ended() -> bool:
+            with LogStore.open_readonly(root / "data/logs.db") as store:
+                return all(store.run(run_id).status.terminal for run_id in ids)  # type: ignore[union-attr]
+
+        await wait_until(ended, timeout=60)
+    with LogStore.open_readonly(root / "data/logs.db") as store:
+        answers = {store.messages(run_id)[-1].content for run_id in ids}
+    assert answers == {"met"}
