@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import embedded_kernel, percentile, print_table
 
 QUICK = "--quick" in sys.argv
-IDLE_S = 5.0 if QUICK else 20.0
+IDLE_S = 5.0 if QUICK else 10.0
 PENDING, CRONS, GROUPS = 10_000, 1_000, 10
 FIRING = 300 if QUICK else 1_000  # delayed triggers due during the measure, 10 ms apart
 
