@@ -6,7 +6,7 @@ from `.venv/peers`), in the same run.
 
     .venv/bin/python bench/idle.py [--quick]
 
-Goals: kernel <= 1 % CPU and <= 80 MB RSS; an idle worker <= 15 MB USS; all processes <= 40 MB.
+Goals: kernel <= 1 % CPU and <= 80 MB RSS; an idle worker <= 8 MB USS; all processes <= 40 MB.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from nerve_core import load_nerve_config
 from nerve_daemon.kernel import Kernel
 
 QUICK = "--quick" in sys.argv
-SECONDS = 10.0 if QUICK else 20.0
+SECONDS = 4.0 if QUICK else 20.0
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -55,7 +55,8 @@ async def measure(root: Path) -> tuple[float, float, list[float], float]:
 
 def peer_uss(which: str) -> float:
     with tempfile.TemporaryDirectory(prefix="nerve-idle-") as folder:
-        return float(run_peer("idle_peers.py", which, folder, "5", timeout=120)["uss_mb"])
+        seconds = "2" if QUICK else "5"
+        return float(run_peer("idle_peers.py", which, folder, seconds, timeout=120)["uss_mb"])
 
 
 def fresh_uss() -> float:
@@ -82,7 +83,7 @@ def main() -> None:
         shutil.copytree(REPO / "senses", root / "senses")
         shutil.copytree(REPO / "workflows", root / "workflows")
         cpu, rss, workers, everything = anyio.run(measure, root)
-    fresh = median([fresh_uss() for _ in range(3)])
+    fresh = median([fresh_uss() for _ in range(1 if QUICK else 3)])
     huey, aps4 = peer_uss("huey"), peer_uss("aps4")
     worst = max(workers)
     print_table(
@@ -95,8 +96,8 @@ def main() -> None:
                 f"{worst:.1f} MB",
                 f"{fresh:.1f} MB fresh interpreter",
                 f"{worst / fresh:.2f}",
-                "<= 15 MB",
-                "yes" if worst <= 15 else "NO",
+                "<= 8 MB",
+                "yes" if worst <= 8 else "NO",
             ),
             (
                 f"USS, all processes ({len(workers)} workers)",

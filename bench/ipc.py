@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import percentile, print_table, write_workspace
 
 QUICK = "--quick" in sys.argv
-SECONDS = 2.0 if QUICK else 5.0
+SECONDS = 1.0 if QUICK else 5.0
 CLIENTS = 32
 REQUEST = b'{"type":"health"}\n'
 NERVE = str(Path(sys.executable).parent / "nerve")

@@ -1,8 +1,8 @@
-"""The scaling curves. Senses: 50, 200, 500, 1,000 (and in full mode 2,000 and 5,000) at 1 s
-intervals, in 20 groups (50 at 5,000): for each, the kernel's CPU (and its CPU per compute),
+"""The scaling curves. Senses: 50, 200, 500, 1,000, 2,000 and 5,000 (50 and 500 in the quick pass)
+at 1 s intervals, in 20 groups (50 at 5,000): for each, the kernel's CPU (and its CPU per compute),
 compute lateness (tick → compute start in the worker) and the share started within 50 ms; then
 the point where lateness p99 passes 50 ms. Workflows: one-round runs whose role waits 20 ms (a
-call to something else), at concurrency 1, 5, 20 and 50, all launched at once: runs a second and
+call to something else), at concurrency 1, 5, 20 and 50 (1 and 20 in the quick pass), all launched at once: runs a second and
 launch → role start latency. PNG plots of both go to bench/results/ (matplotlib, from the bench
 extra).
 
@@ -35,15 +35,17 @@ from _common import (
 )
 
 QUICK = "--quick" in sys.argv
-SECONDS = 4.0 if QUICK else 10.0
+SECONDS = 2.0 if QUICK else 10.0
 POINTS = (
     [int(n) for n in sys.argv[sys.argv.index("--senses") + 1].split(",")]
     if "--senses" in sys.argv
-    else [50, 200, 500, 1000] + ([] if QUICK else [2000, 5000])
+    else [50, 500]
+    if QUICK
+    else [50, 200, 500, 1000, 2000, 5000]
 )
 GROUPS = 20  # and one per 100 senses beyond 2,000
 LATE_MS = 50.0
-CONCURRENCY = [1, 5, 20, 50]
+CONCURRENCY = [1, 20] if QUICK else [1, 5, 20, 50]
 RUNS_EACH = 10 if QUICK else 20  # runs launched per slot
 ROLE_WAIT_S = 0.02
 WAITING_ROLE = f"""
