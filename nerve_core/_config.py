@@ -148,6 +148,9 @@ class ReflexConfig(_Section):
         return self.interval is not None or self.cron is not None
 
 
+DEFAULT_IDLE_AFTER_S = 10.0
+
+
 class WorkflowConfig(_Section):
     concurrency: Annotated[StrictInt, Field(ge=1, le=MAX_CONCURRENCY)] = 1
     overflow: Overflow = Overflow.DROP
@@ -157,6 +160,8 @@ class WorkflowConfig(_Section):
     stall_after: OptionalPositiveDuration = None  # a started run silent this long is stalled
     on_stall: OnStall = OnStall.NONE
     timeout: OptionalPositiveDuration = None  # a run started longer ago than this ends failed
+    # The worker stops after this long with no run (started again by the next); null: it stays
+    idle_after: OptionalPositiveDuration = DEFAULT_IDLE_AFTER_S
 
 
 class LimitsConfig(_Section):

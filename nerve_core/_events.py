@@ -58,6 +58,7 @@ class WorkerState(StrEnum):
     RUNNING = "RUNNING"
     BACKOFF = "BACKOFF"  # exited unexpectedly; respawning after a delay
     FATAL = "FATAL"  # crash loop: respawn stopped
+    IDLE = "IDLE"  # a workflow's worker stopped for want of runs: the next run starts one
     STOPPED = "STOPPED"
 
 

@@ -214,6 +214,9 @@ class SenseGroup(Supervised):
     def wants_worker(self) -> bool:
         return True
 
+    async def has_work(self) -> None:
+        return  # a group's worker never stops for want of work
+
     def blames_work(self) -> bool:
         blamed, self._blamed = self._blamed, False
         return blamed

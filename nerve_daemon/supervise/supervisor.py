@@ -47,6 +47,7 @@ class ExitReason(StrEnum):
     TIMEOUT = "timeout"  # killed by the tenant: a compute ran over its timeout
     LIMIT = "limit"  # killed over a resource limit
     RELOAD = "reload"  # replaced by a fresh worker (its code or config changed)
+    IDLE = "idle"  # stopped by the tenant for want of work: the next work starts a worker
     STOPPED = "stopped"
 
 
@@ -76,6 +77,10 @@ class Tenant(Protocol):
 
     def wants_worker(self) -> bool:
         """Whether a (new) worker should start: False once the tenant is retired."""
+        ...
+
+    async def has_work(self) -> None:
+        """Return once there is work for a worker (after an `IDLE` exit)."""
         ...
 
     async def serve(
@@ -137,6 +142,10 @@ class Supervisor:
             reason = await self._one_worker()
             if reason is ExitReason.STOPPED or self.stopping.is_set():
                 break
+            if reason is ExitReason.IDLE:  # no process until there is work again
+                self.state = WorkerState.IDLE
+                await until_first(self.stopping.wait, self._tenant.has_work)
+                continue
             if reason in (ExitReason.TIMEOUT, ExitReason.RELOAD) or (
                 reason is ExitReason.CRASH and self._tenant.blames_work()
             ):

@@ -88,6 +88,8 @@ class WorkflowRunner(Supervised):
         self._group: TaskGroup | None = None
         self._readers = 0
         self._supervisor = Supervisor(self, parts.pool, parts.record, parts.policy)
+        self._up = anyio.Event()  # set while a worker serves (cleared as an idle one stops)
+        self._stirred = anyio.Event()  # set, then made anew, whenever its runs change
 
     @property
     def active_runs(self) -> list[str]:
@@ -134,6 +136,9 @@ class WorkflowRunner(Supervised):
         if admitted.verdict is Verdict.DROP:  # recorded as dropped from the start
             await self._write(replace(create, status=RunStatus.DROPPED, reason=admitted.reason))
             return run.run_id, RunStatus.DROPPED
+        self._stir()
+        if admitted.verdict is Verdict.START and self.state is WorkerState.IDLE:
+            await self._woken()  # answered `started`, as with a worker up, once it is up
         at_once = (
             admitted.verdict is Verdict.START
             and admitted.evicted is None
@@ -267,6 +272,39 @@ class WorkflowRunner(Supervised):
     def wants_worker(self) -> bool:
         return self._closed is None  # a retired workflow's last worker drains; none follows
 
+    async def has_work(self) -> None:
+        while not self._busy():
+            self._stirred = anyio.Event()
+            await self._stirred.wait()
+
+    def _busy(self) -> bool:
+        """Whether it has runs: holding a slot (started, waiting, to resume) or queued."""
+        return bool(self.running or self.queued or self._active or self._drains)
+
+    def _stir(self) -> None:
+        """Its runs changed: wake whoever waits for work (an idle worker) or idleness."""
+        self._stirred.set()
+
+    async def _until_idle(self) -> None:
+        """Return once it has had no run for `idle_after` (never, when that is null)."""
+        while True:
+            after = self.config.idle_after
+            stirred = self._stirred = anyio.Event()
+            if after is None or self._busy():
+                await stirred.wait()
+                continue
+            with anyio.move_on_after(after):
+                await stirred.wait()
+            if not stirred.is_set():
+                return
+
+    async def _woken(self) -> None:
+        """Start the idle worker for a run and wait until it is up (or cannot come up)."""
+        with anyio.move_on_after(self._policy.ready_timeout_s):
+            while not self._up.is_set() and self.state in (WorkerState.IDLE, WorkerState.STARTING):
+                with anyio.move_on_after(0.05):  # a start that fails leaves these states
+                    await self._up.wait()
+
     async def serve(
         self, worker: WorkerProcess, ready: WorkerReady
     ) -> tuple[ExitReason, str | None]:
@@ -274,11 +312,25 @@ class WorkflowRunner(Supervised):
             log.error("workflow %s: %s", self.name, error)
         assert self._group is not None
         self._group.start_soon(self._read, worker)
+        self._up.set()
         await self._resume_crashed()
         await self._start_waiting()
         await self._fill_slots()
         supervisor = self._supervisor
-        await until_first(worker.wait, supervisor.replaced.wait, supervisor.stopping.wait)
+        idle = anyio.Event()
+        while True:
+            await until_first(
+                worker.wait, supervisor.replaced.wait, supervisor.stopping.wait, self._until_idle
+            )
+            if not worker.alive or supervisor.stopping.is_set() or supervisor.replaced.is_set():
+                break
+            if not self._busy():  # idle (checked again: a run may have come meanwhile)
+                idle.set()
+                break
+        if idle.is_set():  # no run for `idle_after`: the worker goes, the next run starts one
+            self._up = anyio.Event()  # no run is sent to it from now on
+            await shut_down(worker, self._policy.stop_timeout_s)
+            return ExitReason.IDLE, f"no run for {self.config.idle_after:g}s"
         if supervisor.stopping.is_set():
             await shut_down(worker, self._policy.stop_timeout_s)
             return ExitReason.STOPPED, None
@@ -289,8 +341,9 @@ class WorkflowRunner(Supervised):
 
     async def lost(self, worker: WorkerProcess, reason: ExitReason, code: int) -> None:
         """Its runs are recorded `crashed` (their messages committed first) and resume on the
-        next worker; on a stop they stay `started` and resume at the next start."""
-        if reason is ExitReason.STOPPED:
+        next worker; on a stop they stay `started` and resume at the next start (an idle
+        worker had none)."""
+        if reason in (ExitReason.STOPPED, ExitReason.IDLE):
             return
         await self._writer.write_async(AppendLogs([]))  # a barrier: its messages are committed
         for run in [run for run in self._active.values() if run.worker is worker]:
@@ -468,7 +521,9 @@ class WorkflowRunner(Supervised):
     # -- helpers ---------------------------------------------------------------------------------
 
     def _can_start(self) -> bool:
-        return self.state is WorkerState.RUNNING and self.worker is not None and self.worker.alive
+        worker = self.worker
+        running = self.state is WorkerState.RUNNING and self._up.is_set()
+        return running and worker is not None and worker.alive
 
     async def _fill_slots(self) -> None:
         """Queued runs take the free slots; they start now, or when the worker is up."""
@@ -531,6 +586,7 @@ class WorkflowRunner(Supervised):
     async def _write(self, op: WriteOp) -> None:
         await self._writer.write_async(op)
         self._show(op)
+        self._stir()
 
     def _show(self, op: WriteOp) -> None:
         """Show observers (the live view) what was just committed."""

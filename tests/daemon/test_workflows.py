@@ -744,3 +744,40 @@ async def test_blocking_roles_of_more_runs_than_a_thread_pool_holds_all_run_at_o
     with LogStore.open_readonly(root / "data/logs.db") as store:
         answers = {store.messages(run_id)[-1].content for run_id in ids}
     assert answers == {"met"}
+
+
+async def test_an_idle_workflow_stops_its_worker_and_the_next_run_starts_one(
+    ws: Callable[..., Path],
+) -> None:
+    root = ws(
+        "workflows:\n  quick: {idle_after: 1s}\n  kept: {idle_after: null}\n",
+        {},
+        workflows={"quick": TWO_ROLES, "kept": TWO_ROLES},
+    )
+    async with running(root) as (kernel, recorder):
+        quick, kept = kernel.workflow_runners["quick"], kernel.workflow_runners["kept"]
+        first = quick.worker
+        assert first is not None
+        assert kept.worker is not None
+        await wait_until(lambda: quick.state is WorkerState.IDLE)
+        await wait_until(lambda: not first.alive)  # its process is gone, not merely unused
+        [view] = [w for w in kernel.health().workers if w.name == "quick"]
+        assert (view.state, view.pid) == ("IDLE", None)
+
+        run_id, status = await kernel.trigger_workflow("quick", "again")
+        assert status is RunStatus.STARTED  # as with a worker up: the run waited for it
+        assert quick.worker is not None
+        assert quick.worker is not first
+        await wait_until(lambda: final_status(root, run_id) is RunStatus.COMPLETED)
+        await wait_until(lambda: quick.state is WorkerState.IDLE)
+
+        idle_exits = [
+            row.payload
+            for row in recorder.of(LogType.WORKER_EXIT)
+            if row.payload.get("workflow") == "quick"
+        ]
+        assert [exit["reason"] for exit in idle_exits] == ["idle", "idle"]
+        assert idle_exits[0]["detail"] == "no run for 1s"
+        assert quick.restarts == 0  # stopping for want of work is no restart
+        assert kept.state is WorkerState.RUNNING  # `null`: it stays
+        assert kept.worker.alive
