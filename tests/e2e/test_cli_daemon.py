@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,32 @@ def test_the_payload_form_of_a_trigger_passes_the_prompt_and_round_cap_and_statu
     log_text = (short_root / "logs/nerve.log").read_text()
     assert 'kernel.start kernel {"pid":' in log_text  # structured fields as JSON, not reprs
     assert "{'pid'" not in log_text
+
+
+def test_status_shows_an_idle_workflow_without_a_worker_and_a_trigger_starts_one(
+    short_root: Path,
+) -> None:
+    config = short_root / "nerve.yaml"
+    config.write_text(config.read_text().replace("overflow: queue", "idle_after: 1s"))
+    dev = start_dev(short_root)
+    try:
+        read_until(dev, "ready:")
+        deadline = time.monotonic() + 30
+        while True:  # its worker stops a second after its start
+            health = json.loads(run_nerve("status", "--json", cwd=short_root).out)
+            [slow] = [w for w in health["workers"] if w["name"] == "slow"]
+            if slow["state"] == "IDLE" or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert (slow["state"], slow["pid"]) == ("IDLE", None)
+        table = run_nerve("status", cwd=short_root).out
+        assert any(line.split()[:3] == ["slow", "workflow", "IDLE"] for line in table.splitlines())
+        started = json.loads(
+            run_nerve("workflow", "trigger", "slow", "--prompt", "0", "--json", cwd=short_root).out
+        )
+        assert started["status"] == "started"
+        read_until(dev, f"run {started['runId']} completed")
+    finally:
+        dev.send_signal(signal.SIGINT)
+        dev.communicate(timeout=30)
+    assert dev.returncode == 0
