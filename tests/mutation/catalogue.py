@@ -461,4 +461,20 @@ MUTATIONS = [
         "        polled = False",
         ["tests/reliability/test_resources.py", "tests/reliability/test_memory_limits.py"],
     ),
+    Mutation(
+        "idle workflows: a run for an idle workflow waits for its worker and starts",
+        "not woken for it",
+        RUNNER,
+        "            await self._woken()  # answered `started`, as with a worker up, once it is up\n",
+        "            pass\n",
+        ["tests/daemon/test_workflows.py", "tests/e2e/test_cli_daemon.py"],
+    ),
+    Mutation(
+        "workflow roles: as many threads as runs, not anyio's default 40",
+        "the default thread pool",
+        WORKER,
+        "        function, argument, abandon_on_cancel=True, limiter=_ROLE_THREADS\n",
+        "        function, argument, abandon_on_cancel=True\n",
+        ["tests/daemon/test_workflows.py"],
+    ),
 ]
