@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import embedded_kernel, interval_config, print_table
 
 QUICK = "--quick" in sys.argv
-SECONDS = 2.0 if QUICK else 20.0
+SECONDS = 2.0 if QUICK else 15.0
 SENSES, GROUPS = 500, 20
 MERGING = 50  # senses throttled to one compute per 10 s, on a source signalling 10 times a second
 

@@ -35,7 +35,7 @@ from _common import (
 )
 
 QUICK = "--quick" in sys.argv
-SECONDS = 2.0 if QUICK else 10.0
+SECONDS = 2.0 if QUICK else 8.0
 POINTS = (
     [int(n) for n in sys.argv[sys.argv.index("--senses") + 1].split(",")]
     if "--senses" in sys.argv

@@ -48,7 +48,7 @@ class Load:
 
 LOADS = (
     Load(50, 10, 0.1, 2.0 if QUICK else 10.0),
-    Load(500, 50, 1.0, 2.0 if QUICK else 10.0),
+    Load(500, 50, 1.0, 2.0 if QUICK else 6.0),
 )
 
 
