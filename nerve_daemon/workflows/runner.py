@@ -317,20 +317,16 @@ class WorkflowRunner(Supervised):
         await self._start_waiting()
         await self._fill_slots()
         supervisor = self._supervisor
-        idle = anyio.Event()
         while True:
             await until_first(
                 worker.wait, supervisor.replaced.wait, supervisor.stopping.wait, self._until_idle
             )
             if not worker.alive or supervisor.stopping.is_set() or supervisor.replaced.is_set():
                 break
-            if not self._busy():  # idle (checked again: a run may have come meanwhile)
-                idle.set()
-                break
-        if idle.is_set():  # no run for `idle_after`: the worker goes, the next run starts one
-            self._up = anyio.Event()  # no run is sent to it from now on
-            await shut_down(worker, self._policy.stop_timeout_s)
-            return ExitReason.IDLE, f"no run for {self.config.idle_after:g}s"
+            if not self._busy():  # no run for `idle_after` (checked again: one may have come)
+                self._up = anyio.Event()  # no run is sent to it from now on
+                await shut_down(worker, self._policy.stop_timeout_s)
+                return ExitReason.IDLE, f"no run for {self.config.idle_after:g}s"
         if supervisor.stopping.is_set():
             await shut_down(worker, self._policy.stop_timeout_s)
             return ExitReason.STOPPED, None
