@@ -92,8 +92,12 @@ def test_an_interval_grid_and_a_run_keep_real_time_while_the_wall_clock_jumps(
     around = [at for at, _ in ticks if jumps[0] - 3 < at < jumps[-1] + 4]
     gaps = [b - a for a, b in itertools.pairwise(around)]
     assert len(around) >= 8, around  # the 9.5 s around the jumps: about one a second
-    assert max(gaps) < 1.6, gaps  # no pause (a grid on the wall clock would wait 16 h)
-    assert min(gaps) > 0.4, gaps  # no burst (nor ticks fired for the 8 h skipped)
+    # A tick late on a busy machine shortens the gap after it, never two gaps in a row: any three
+    # computes in a row span over a second, unless ticks came in a burst (as ticks fired for the
+    # 8 h skipped would). And no pause: a grid on the wall clock would wait 16 h.
+    spans = [third - first for first, third in zip(around, around[2:], strict=False)]
+    assert min(spans) > 1.0, gaps  # no burst
+    assert max(gaps) < 2.0, gaps  # no pause
     assert stalls == [(0,)]  # nor stalled, nor timed out: it completed
     assert status["uptimeS"] < 120, status  # monotonic: the jumps did not move it
     assert signals[0][0] == len(ticks)
