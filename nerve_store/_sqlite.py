@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.pool import QueuePool
 
 from nerve_core.errors import StoreError
@@ -78,12 +78,18 @@ def open_writer(path: Path, *, synchronous: str = "normal") -> Engine:
         dbapi_connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
 
     @event.listens_for(engine, "begin")
-    def _begin(connection: Any) -> None:
+    def _begin(connection: Connection) -> None:
         # On the driver's connection: every commit's path, where SQLAlchemy's statement
         # machinery cost more than the BEGIN itself. Its errors come unwrapped (see `damaged`).
-        connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
+        driver(connection).execute("BEGIN IMMEDIATE")
 
     return engine
+
+
+def driver(connection: Connection) -> sqlite3.Connection:
+    """The sqlite3 connection under a SQLAlchemy one, for the write path's hot statements:
+    inside SQLAlchemy's transaction, without its statement machinery."""
+    return connection.connection.driver_connection  # type: ignore[return-value]
 
 
 def open_reader(path: Path, *, what: str | None = None) -> Engine:

@@ -231,7 +231,7 @@ class LogStore:
         # The hot operations go to a cursor of the driver's connection, inside the transaction
         # SQLAlchemy began: through `exec_driver_sql` each statement paid ~4 x SQLite's own time
         # for SQLAlchemy's execution context and result (a py-spy profile of durable launches).
-        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = _sqlite.driver(connection).cursor()
         try:
             self._apply_on(connection, cursor, ops)
         finally:

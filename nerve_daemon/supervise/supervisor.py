@@ -142,9 +142,9 @@ class Supervisor:
             reason = await self._one_worker()
             if reason is ExitReason.STOPPED or self.stopping.is_set():
                 break
-            if reason is ExitReason.IDLE:  # no process until there is work again
-                self.state = WorkerState.IDLE
-                await until_first(self.stopping.wait, self._tenant.has_work)
+            if reason is ExitReason.IDLE:  # no process until there is work, or new code to load
+                self.state = WorkerState.IDLE  # (a reload's worker shows its load errors at once)
+                await until_first(self.stopping.wait, self._tenant.has_work, self._replaced.wait)
                 continue
             if reason in (ExitReason.TIMEOUT, ExitReason.RELOAD) or (
                 reason is ExitReason.CRASH and self._tenant.blames_work()

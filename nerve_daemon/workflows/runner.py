@@ -136,7 +136,6 @@ class WorkflowRunner(Supervised):
         if admitted.verdict is Verdict.DROP:  # recorded as dropped from the start
             await self._write(replace(create, status=RunStatus.DROPPED, reason=admitted.reason))
             return run.run_id, RunStatus.DROPPED
-        self._stir()
         if admitted.verdict is Verdict.START and self.state is WorkerState.IDLE:
             await self._woken()  # answered `started`, as with a worker up, once it is up
         at_once = (
@@ -300,6 +299,7 @@ class WorkflowRunner(Supervised):
 
     async def _woken(self) -> None:
         """Start the idle worker for a run and wait until it is up (or cannot come up)."""
+        self._stir()  # `has_work` sees the run's slot, held since its admission
         with anyio.move_on_after(self._policy.ready_timeout_s):
             while not self._up.is_set() and self.state in (WorkerState.IDLE, WorkerState.STARTING):
                 with anyio.move_on_after(0.05):  # a start that fails leaves these states

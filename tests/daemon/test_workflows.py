@@ -781,3 +781,15 @@ async def test_an_idle_workflow_stops_its_worker_and_the_next_run_starts_one(
         assert quick.restarts == 0  # stopping for want of work is no restart
         assert kept.state is WorkerState.RUNNING  # `null`: it stays
         assert kept.worker.alive
+
+        # Its code changed while idle: a worker loads it at once (its errors would show now,
+        # not at the next run), then goes idle again.
+        before = quick.worker
+        (root / "workflows/quick/workflow.py").write_text(TWO_ROLES + "\n# changed\n")
+        await kernel.files_changed({Path("workflows/quick/workflow.py")})
+        await wait_until(lambda: quick.worker is not before and quick.state is WorkerState.RUNNING)
+        await wait_until(lambda: quick.state is WorkerState.IDLE)
+        starts = [
+            r for r in recorder.of(LogType.WORKER_START) if r.payload.get("workflow") == "quick"
+        ]
+        assert len(starts) == 3  # at nerve's start, for the run, for the new code
