@@ -91,13 +91,13 @@ def test_an_interval_grid_and_a_run_keep_real_time_while_the_wall_clock_jumps(
     assert {kind for _, kind in ticks[1:]} == {"interval"}  # no catch-up for a jump
     around = [at for at, _ in ticks if jumps[0] - 3 < at < jumps[-1] + 4]
     gaps = [b - a for a, b in itertools.pairwise(around)]
-    assert len(around) >= 8, around  # the 9.5 s around the jumps: about one a second
-    # A tick late on a busy machine shortens the gap after it, never two gaps in a row: any three
-    # computes in a row span over a second, unless ticks came in a burst (as ticks fired for the
-    # 8 h skipped would). And no pause: a grid on the wall clock would wait 16 h.
-    spans = [third - first for first, third in zip(around, around[2:], strict=False)]
-    assert min(spans) > 1.0, gaps  # no burst
-    assert max(gaps) < 2.0, gaps  # no pause
+    # One compute a second on the monotonic grid. On a busy machine (the whole suite at once) a
+    # tick can be a second or more late and the next then runs right after it: that moves
+    # computes, it adds or removes none. Ticks fired for the 8 h skipped would add computes (or
+    # be catch-ups, above); a grid on the wall clock would pause 16 h after the jump back.
+    window = jumps[-1] - jumps[0] + 7  # seconds, as `around` is cut
+    assert window - 3 <= len(around) <= window + 2, (len(around), window, gaps)  # no burst
+    assert max(gaps) < 5.0, gaps  # no pause
     assert stalls == [(0,)]  # nor stalled, nor timed out: it completed
     assert status["uptimeS"] < 120, status  # monotonic: the jumps did not move it
     assert signals[0][0] == len(ticks)
