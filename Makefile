@@ -49,9 +49,9 @@ test: lint types unit
 faults: $(STAMP) tools
 	NERVE_FULL=1 $(BIN)/pytest -n 2 tests/reliability
 
-# The soak for 6 hours (NERVE_SOAK_SECONDS=7200 make soak: two hours).
+# The soak for 6 hours (NERVE_SOAK_SECONDS=7200 make soak: two hours), a line every 10 minutes.
 soak: $(STAMP)
-	NERVE_FULL=1 $(BIN)/pytest tests/reliability/test_soak.py
+	NERVE_FULL=1 $(BIN)/pytest -s tests/reliability/test_soak.py
 
 # Break each promise of tests/mutation/catalogue.py in turn and see whether its tests notice
 # (in place: the files it mutates must be committed). Prints the table; fails if one survives.

@@ -38,6 +38,7 @@ WARM_UP_S = min(SOAK_S / 4, HOUR_S)
 LAUNCH_EVERY_S = 0.25
 LONG = SOAK_S >= 2 * HOUR_S  # long enough for growth per hour to mean something
 WAL_BOUND = 8 * 1024 * 1024 + 4 * 1024 * 1024  # journal_size_limit, and a burst's headroom
+PROGRESS_S = 600.0  # a long soak prints a line this often (`make soak` shows them: pytest -s)
 
 
 @pytest.fixture
@@ -76,6 +77,23 @@ class Samples:
 
     def window(self, values: list[T], start: float, end: float) -> list[T]:
         return [v for at, v in zip(self.at, values, strict=True) if start <= at < end]
+
+    def progress(self) -> str:
+        """One line on the last PROGRESS_S: a soak that is stopped early still said how it went."""
+        now = self.at[-1]
+        acks = self.window(self.acks, now - PROGRESS_S, now + 1)
+        return (
+            f"soak {now / HOUR_S:5.2f} h: kernel RSS {self.kernel_rss[-1] / 1e6:.1f} MB, "
+            f"workers {self.workers_rss[-1] / 1e6:.1f} MB, kernel fds "
+            f"{min(self.window(self.kernel_fds, now - PROGRESS_S, now + 1))}, WAL "
+            f"{self.wal[-1] / 1e6:.1f} MB, zombies {self.zombies[-1]}, launch ack p99 "
+            f"{p99(acks) * 1000:.1f} ms over the last {PROGRESS_S / 60:.0f} min"
+        )
+
+
+def _crossed(samples: Samples) -> bool:
+    """Whether the last sample is the first one past a PROGRESS_S mark."""
+    return len(samples.at) > 1 and samples.at[-1] // PROGRESS_S > samples.at[-2] // PROGRESS_S
 
 
 def _status(process: psutil.Process) -> str | None:
@@ -120,6 +138,8 @@ def test_a_soak_of_50_senses_and_four_launches_a_second_leaks_nothing_and_slows_
         runs.append(trigger(root))
         samples.acks.append(time.monotonic() - sent)
         samples.take(daemon, elapsed, root / "data/logs.db-wal")
+        if LONG and _crossed(samples):
+            print(samples.progress(), flush=True)
         time.sleep(max(0.0, LAUNCH_EVERY_S - (time.monotonic() - began - elapsed)))
     deadline = time.monotonic() + 30
     with (
