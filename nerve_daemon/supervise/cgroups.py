@@ -6,15 +6,22 @@ succeeds: the kernel's OOM killer ends the worker, and its group says so (`worke
 `enforcedBy: cgroup v1`). The resource watch's polling goes on beside it (it reads resident
 memory, which counts the pages shared with the fork server too).
 
-Where no memory cgroup is writable (no permission, no memory controller, a v2 cgroup that holds
-processes and so cannot enable controllers below it), the polling is all there is: `health`
-says which, per group worker (`memoryLimit`). Cgroups left by a daemon that was killed are
-removed at the next start.
+A v2 cgroup hands a controller to its children only while it holds no process (the root
+excepted). When the daemon's holds nothing but the daemon and its descendants (a systemd service
+with `Delegate=yes`, say), they move into a leaf, `nerve-<pid>-<n>/kernel`, first; when it also
+holds others (the shell nerve was started from, the `nerve start` that is waiting for it), nothing
+moves. At stop the daemon moves back and the controller is handed back.
+
+Where no memory cgroup is usable (no permission, no memory controller, a v2 cgroup shared with
+other processes), the polling is all there is: `health` says which, per group worker
+(`memoryLimit`), and nerve.log why. Cgroups left by a daemon that was killed are removed at the
+next start.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import itertools
 import logging
@@ -28,6 +35,7 @@ import psutil
 log = logging.getLogger("nerve")
 
 POLL = "poll"
+LEAF = "kernel"  # where the daemon's own processes go when its v2 cgroup must be emptied
 _kernels = itertools.count(1)  # kernels of this process: each has cgroups of its own
 _SAFE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -109,6 +117,7 @@ class MemoryCgroups:
         self.base: Path | None = None  # nerve-<pid>-<n> below it, made when a group needs it
         self._files = _V1 if method == "cgroup v1" else _V2
         self._groups: dict[str, GroupCgroup] = {}
+        self._delegation: Delegation | None = None
 
     @classmethod
     def find(cls, proc: Path = Path("/proc")) -> MemoryCgroups:
@@ -148,10 +157,14 @@ class MemoryCgroups:
         assert self.own is not None
         base = self.own / f"nerve-{os.getpid()}-{next(_kernels)}"
         base.mkdir()
-        if self.method == "cgroup v2" and not _enable_memory(self.own, base):
-            base.rmdir()
-            self.own, self.method = None, POLL  # said in the log: the others are polled too
-            raise OSError(f"cgroup v2 at {base.parent} cannot delegate its memory controller")
+        if self.method == "cgroup v2":
+            try:
+                self._delegation = Delegation.made(self.own, base, "memory")
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    base.rmdir()
+                self.own, self.method = None, POLL  # said in the log: the others are polled too
+                raise OSError(f"cgroup v2 cannot delegate its memory controller: {exc}") from exc
         self.base = base
         return base
 
@@ -163,6 +176,8 @@ class MemoryCgroups:
             with contextlib.suppress(OSError):
                 cgroup.path.rmdir()
         self._groups.clear()
+        if self._delegation is not None:
+            self._delegation.undo()
         with contextlib.suppress(OSError):
             self.base.rmdir()
 
@@ -197,18 +212,88 @@ def own_memory_cgroups(proc: Path) -> list[tuple[str, Path]]:
     return sorted(found, key=lambda item: item[0], reverse=True)
 
 
-def _enable_memory(own: Path, base: Path) -> bool:
-    """v2: a cgroup's children get the memory controller only if it is enabled in its
-    `cgroup.subtree_control`, which a cgroup holding processes cannot do (other than the root)."""
-    for parent in (own, base):
-        if "memory" in _read(parent / "cgroup.subtree_control").split():
-            continue
+@dataclass
+class Delegation:
+    """A v2 controller handed from `own` to `base`'s children, and the processes that moved out
+    of `own` into `base/kernel` for it (none when `own` held none, or is the root)."""
+
+    own: Path
+    base: Path
+    controller: str
+    moved: bool = False
+
+    @classmethod
+    def made(cls, own: Path, base: Path, controller: str) -> Delegation:
+        """Enable `controller` in `own`'s and `base`'s `cgroup.subtree_control`, moving this
+        process and its descendants into a leaf first when `own` holds them. Raises OSError
+        saying why it cannot (another process in `own`, no permission), nothing moved then."""
+        delegation = cls(own, base, controller)
         try:
-            (parent / "cgroup.subtree_control").write_text("+memory")
-        except OSError as exc:
-            log.info("memory limits: cgroup v2 at %s cannot delegate memory (%s)", parent, exc)
-            return False
-    return True
+            for attempt in range(3):  # a process forked between the move and the write: again
+                if (own / "cgroup.type").exists():  # not the root: it must hold no process
+                    delegation._empty_own()
+                try:
+                    delegation._enable(own)
+                    break
+                except OSError as exc:
+                    if exc.errno != errno.EBUSY or attempt == 2:
+                        raise
+            delegation._enable(base)
+        except OSError:
+            delegation.undo()
+            raise
+        return delegation
+
+    def _empty_own(self) -> None:
+        held = _pids(self.own)
+        if not held:
+            return
+        ours = {os.getpid()} | {child.pid for child in psutil.Process().children(recursive=True)}
+        others = sorted(held - ours)
+        if others:
+            raise OSError(f"{self.own} also holds processes other than nerve's: {_named(others)}")
+        leaf = self.base / LEAF
+        leaf.mkdir(exist_ok=True)
+        self.moved = True
+        _move(held, leaf)
+
+    def _enable(self, parent: Path) -> None:
+        control = parent / "cgroup.subtree_control"
+        if self.controller not in _read(control).split():
+            control.write_text(f"+{self.controller}")
+
+    def undo(self) -> None:
+        """Hand the controller back and move the processes back into `own` (best effort: what
+        is left, the next start removes)."""
+        if not self.moved:
+            return
+        leaf = self.base / LEAF
+        for parent in (self.base, self.own):  # children first: a parent's waits for theirs
+            with contextlib.suppress(OSError):
+                (parent / "cgroup.subtree_control").write_text(f"-{self.controller}")
+        with contextlib.suppress(OSError):
+            _move(_pids(leaf), self.own)
+            leaf.rmdir()
+
+
+def _pids(cgroup: Path) -> set[int]:
+    return {int(line) for line in _read(cgroup / "cgroup.procs").split()}
+
+
+def _move(pids: set[int], cgroup: Path) -> None:
+    for pid in sorted(pids):
+        with contextlib.suppress(ProcessLookupError):  # it exited meanwhile
+            (cgroup / "cgroup.procs").write_text(str(pid))
+
+
+def _named(pids: list[int]) -> str:
+    names = []
+    for pid in pids[:3]:
+        try:
+            names.append(f"{pid} ({psutil.Process(pid).name()})")
+        except psutil.Error:
+            names.append(str(pid))
+    return ", ".join(names) + (f" and {len(pids) - 3} more" if len(pids) > 3 else "")
 
 
 def _remove_stale(own: Path) -> None:

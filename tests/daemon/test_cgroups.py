@@ -5,9 +5,12 @@ one where nothing can be used."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from nerve_daemon.supervise.cgroups import POLL, MemoryCgroups, own_memory_cgroups
+import pytest
+
+from nerve_daemon.supervise.cgroups import LEAF, POLL, MemoryCgroups, own_memory_cgroups
 
 V2_MOUNT = "30 23 0:26 / {point} rw,nosuid - cgroup2 cgroup2 rw,nsdelegate\n"
 V1_MOUNT = "35 31 0:32 / {point} rw,relatime - cgroup cgroup rw,memory\n"
@@ -63,6 +66,40 @@ def test_on_cgroup_v2_a_group_gets_memory_max_no_swap_and_the_controller_delegat
     assert odd.path.parent == cgroups.base
     assert odd.path.name.startswith("group-")
     assert "/" not in odd.path.name[6:]
+
+
+def test_a_v2_cgroup_holding_only_the_daemon_moves_it_into_a_leaf_before_delegating(
+    tmp_path: Path,
+) -> None:
+    """Not the root (it has a `cgroup.type`), so it may hold no process once its children have
+    a controller: the daemon's processes move into `nerve-<pid>-<n>/kernel` first, and back at
+    stop. (The reliability suite drives the same on this machine's real v2 hierarchy.)"""
+    proc, own = v2_tree(tmp_path)
+    (own / "cgroup.type").write_text("domain\n")
+    (own / "cgroup.procs").write_text(f"{os.getpid()}\n")
+    cgroups = MemoryCgroups.find(proc)
+    group = cgroups.group("system", 10**8)
+    assert group is not None
+    assert cgroups.base is not None
+    assert (cgroups.base / LEAF / "cgroup.procs").read_text() == str(os.getpid())
+    assert (own / "cgroup.subtree_control").read_text() == "+memory"
+    cgroups.close()  # handed back, and the daemon moved back
+    assert (own / "cgroup.subtree_control").read_text() == "-memory"
+    assert (own / "cgroup.procs").read_text() == str(os.getpid())
+
+
+def test_a_v2_cgroup_shared_with_other_processes_is_left_alone_and_the_limit_polled(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    proc, own = v2_tree(tmp_path)
+    (own / "cgroup.type").write_text("domain\n")
+    (own / "cgroup.procs").write_text(f"1\n{os.getpid()}\n")  # and pid 1, not ours
+    cgroups = MemoryCgroups.find(proc)
+    assert cgroups.group("system", 10**8) is None
+    assert cgroups.method == POLL
+    assert list(own.glob("nerve-*")) == []  # nothing made, nothing moved
+    assert (own / "cgroup.subtree_control").read_text() == "\n"
+    assert "also holds processes other than nerve's: 1 (" in caplog.text
 
 
 def test_a_v2_cgroup_without_the_memory_controller_is_not_used(tmp_path: Path) -> None:

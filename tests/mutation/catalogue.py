@@ -454,6 +454,22 @@ MUTATIONS = [
         ["tests/daemon/test_cgroups.py", "tests/reliability/test_memory_limits.py"],
     ),
     Mutation(
+        "memory limits: a daemon alone in its v2 cgroup moves into a leaf to delegate",
+        "never moves",
+        CGROUPS,
+        "                    delegation._empty_own()\n",
+        "                    pass\n",
+        ["tests/daemon/test_cgroups.py", "tests/reliability/test_cgroup_delegation.py"],
+    ),
+    Mutation(
+        "memory limits: a v2 cgroup shared with other processes is left alone",
+        "the others moved too",
+        CGROUPS,
+        "        others = sorted(held - ours)\n",
+        "        others: list[int] = []\n",
+        ["tests/daemon/test_cgroups.py", "tests/reliability/test_cgroup_delegation.py"],
+    ),
+    Mutation(
         "memory limits: polled where no cgroup enforces them",
         "never polled",
         WATCH,
