@@ -1,6 +1,7 @@
-"""Running the kernel as a service of a workspace: the workspace lock, the daemon text log, and
-graceful stop on SIGINT/SIGTERM. `nerve dev` runs it in the foreground; the background daemon
-runs the same thing detached.
+"""Running the kernel as a service of a workspace: the workspace lock, the daemon text log,
+graceful stop on SIGINT/SIGTERM, and systemd's notifications when it runs as a `Type=notify`
+service. `nerve dev` runs it in the foreground; the daemon (`nerve start`, `nerve daemon run`)
+runs the same thing.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from nerve_core.errors import NerveError
 from nerve_store import LogRow
 
 from .control.ipc import check_socket_path
+from .control.notify import Notifier
 from .kernel import Kernel, KernelOptions
 
 LOG_MAX_BYTES = 10 * 1024 * 1024
@@ -86,20 +88,28 @@ async def serve(
 ) -> None:
     """Run a kernel for `workspace` until SIGINT or SIGTERM, then stop it gracefully."""
     check_socket_path(workspace.socket_path)  # before any worker starts
+    notify = Notifier.from_environment()  # before any worker starts too: they do not inherit it
     kernel = Kernel(
         config, workspace.root, KernelOptions(on_row=on_row, serve_ipc=True, watch_files=True)
     )
-    async with anyio.create_task_group() as group:
+    try:
+        async with anyio.create_task_group() as group:
 
-        async def stop_on_signal() -> None:
-            with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                async for received in signals:
-                    logging.getLogger("nerve").info("received %s", signal.Signals(received).name)
-                    kernel.stop()
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for received in signals:
+                        name = signal.Signals(received).name
+                        logging.getLogger("nerve").info("received %s", name)
+                        notify.stopping()
+                        kernel.stop()
 
-        group.start_soon(stop_on_signal)
-        await group.start(kernel.run)
-        if on_ready is not None:
-            on_ready(kernel)
-        await kernel.stopped.wait()
-        group.cancel_scope.cancel()  # the signal receiver: nothing left to stop
+            group.start_soon(stop_on_signal)
+            await group.start(kernel.run)
+            notify.ready(f"serving {workspace.root}")
+            group.start_soon(notify.watchdog)
+            if on_ready is not None:
+                on_ready(kernel)
+            await kernel.stopped.wait()
+            group.cancel_scope.cancel()  # the signal receiver, the watchdog: nothing left to do
+    finally:
+        notify.close()

@@ -1,5 +1,5 @@
-"""`nerve daemon start|stop|restart|status|logs`, their aliases `nerve start|stop|restart|status`,
-and `nerve logs`: the background daemon."""
+"""`nerve daemon start|stop|restart|status|logs|run`, the aliases `nerve start|stop|restart|status`
+and `nerve logs`: the background daemon (and `run`, the same daemon in the foreground)."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ def register(parent: typer.Typer) -> None:
         parent.command(name, help=f"Alias of `nerve daemon {name}`.")(command)
     app.command("logs")(logs)
     parent.command("logs")(logs)
+    app.command("run")(run)
 
 
 def start(root: RootOption = None) -> None:
@@ -44,6 +45,18 @@ def start(root: RootOption = None) -> None:
     workspace = find_workspace(workspace_root(root))
     pid = start_daemon(workspace)
     say(f"nerve started in {workspace.root} (pid {pid})")
+
+
+def run(root: RootOption = None) -> None:
+    """Run the daemon in the foreground, as `nerve start` runs it in the background (its log in
+    logs/nerve.log, nothing on the terminal): for a service manager. Under systemd it is a
+    `Type=notify` service: ready once it serves, and it pings `WatchdogSec=`."""
+    from nerve_daemon.daemon_main import main
+
+    from ..workspace import find_workspace
+
+    workspace = find_workspace(workspace_root(root))
+    raise typer.Exit(main(workspace.root))
 
 
 def stop(root: RootOption = None) -> None:
