@@ -38,6 +38,8 @@ LOG_STORE = "nerve_store/log_store.py"
 PAUSES = "nerve_daemon/timing/pauses.py"
 CGROUPS = "nerve_daemon/supervise/cgroups.py"
 WATCH = "nerve_daemon/supervise/resource_watch.py"
+NOTIFY = "nerve_daemon/control/notify.py"
+SERVICE = "nerve_daemon/service.py"
 
 MUTATIONS = [
     # -- the log writer ------------------------------------------------------------------------
@@ -468,6 +470,30 @@ MUTATIONS = [
         "        others = sorted(held - ours)\n",
         "        others: list[int] = []\n",
         ["tests/daemon/test_cgroups.py", "tests/reliability/test_cgroup_delegation.py"],
+    ),
+    Mutation(
+        "systemd: ready once the kernel serves",
+        "ready before it started",
+        SERVICE,
+        '            await group.start(kernel.run)\n            notify.ready(f"serving {workspace.root}")\n',
+        '            notify.ready(f"serving {workspace.root}")\n            await group.start(kernel.run)\n',
+        ["tests/e2e/test_systemd.py"],
+    ),
+    Mutation(
+        "systemd: the watchdog is pinged from the kernel's loop",
+        "from a thread of its own",
+        NOTIFY,
+        "            await anyio.sleep(self.watchdog_s / 2)\n",
+        "            await anyio.to_thread.run_sync(time.sleep, self.watchdog_s / 2)\n",
+        ["tests/e2e/test_systemd.py"],
+    ),
+    Mutation(
+        "systemd: workers do not inherit the notification variables",
+        "left in the environment",
+        NOTIFY,
+        '        address = environ.pop("NOTIFY_SOCKET", None) or None\n',
+        '        address = environ.get("NOTIFY_SOCKET", None) or None\n',
+        ["tests/daemon/test_notify.py", "tests/e2e/test_systemd.py"],
     ),
     Mutation(
         "memory limits: polled where no cgroup enforces them",
