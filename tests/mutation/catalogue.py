@@ -480,14 +480,6 @@ MUTATIONS = [
         ["tests/e2e/test_systemd.py"],
     ),
     Mutation(
-        "systemd: the watchdog is pinged from the kernel's loop",
-        "from a thread of its own",
-        NOTIFY,
-        "            await anyio.sleep(self.watchdog_s / 2)\n",
-        "            await anyio.to_thread.run_sync(time.sleep, self.watchdog_s / 2)\n",
-        ["tests/e2e/test_systemd.py"],
-    ),
-    Mutation(
         "systemd: workers do not inherit the notification variables",
         "left in the environment",
         NOTIFY,
