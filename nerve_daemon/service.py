@@ -14,6 +14,7 @@ import os
 import queue
 import signal
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import anyio
 
@@ -24,6 +25,7 @@ from nerve_store import LogRow
 from .control.ipc import check_socket_path
 from .control.notify import Notifier
 from .kernel import Kernel, KernelOptions
+from .state import KernelState
 
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 5
@@ -105,11 +107,22 @@ async def serve(
 
             group.start_soon(stop_on_signal)
             await group.start(kernel.run)
-            notify.ready(f"serving {workspace.root}")
-            group.start_soon(notify.watchdog)
+            notify.ready(status_line(kernel))
+            group.start_soon(notify.watch, partial(status_line, kernel))
             if on_ready is not None:
                 on_ready(kernel)
             await kernel.stopped.wait()
             group.cancel_scope.cancel()  # the signal receiver, the watchdog: nothing left to do
     finally:
         notify.close()
+
+
+def status_line(kernel: Kernel) -> str:
+    """What the service manager shows (systemd's `STATUS=`): what is wrong, else what it does."""
+    state: KernelState = kernel.state()
+    problems = [problem for problem in (state.store_problem, state.store_damage) if problem]
+    fatal = [worker.name for worker in state.workers if worker.state == "FATAL"]
+    if fatal:
+        problems.append(f"crash-looped, not respawning: {', '.join(fatal)} (see logs/nerve.log)")
+    senses = f"{len(state.senses)} sense{'' if len(state.senses) == 1 else 's'}"
+    return "; ".join(problems) or f"serving {kernel.workspace.root}: {senses}"

@@ -1,8 +1,9 @@
 """systemd's service notifications (sd_notify(3)), for nerve run as a `Type=notify` service:
 `READY=1` once the kernel serves (its socket answers, every worker started), `WATCHDOG=1` from
-the kernel's own loop every half `WatchdogSec=` (a loop that hangs stops them, and systemd
-restarts the service), `STOPPING=1` when a graceful stop begins, and `STATUS=` lines saying
-what it does, which `systemctl status` shows.
+the kernel's own loop every second or every half `WatchdogSec=` if shorter (a loop that hangs
+stops them, and systemd restarts the service), `STOPPING=1` when a graceful stop begins, and a
+`STATUS=` line saying what it does or what is wrong (a stalled logs.db, a crash-looped worker),
+sent as it changes, which `systemctl status` shows.
 
 Nothing is sent without `NOTIFY_SOCKET` in the environment. The variables are taken out of it
 as they are read, so the workers and what they start do not inherit them. The protocol is a
@@ -15,11 +16,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 
 import anyio
 
 log = logging.getLogger("nerve")
+
+STATUS_EVERY_S = 1.0
 
 
 class Notifier:
@@ -30,6 +33,7 @@ class Notifier:
         self.watchdog_s = watchdog_s
         self._socket: socket.socket | None = None
         self._failed = False  # said once in the log, not at every ping
+        self._status: str | None = None  # the last STATUS= sent
 
     @classmethod
     def from_environment(cls, environ: MutableMapping[str, str] = os.environ) -> Notifier:
@@ -60,18 +64,29 @@ class Notifier:
             self._failed = True
 
     def ready(self, status: str) -> None:
+        self._status = status
         self.send("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
 
     def stopping(self) -> None:
+        self._status = "stopping"
         self.send("STOPPING=1", "STATUS=stopping")
 
-    async def watchdog(self) -> None:
-        """Ping every half watchdog interval, from the caller's event loop, until cancelled."""
-        if self.watchdog_s is None:
+    async def watch(self, status: Callable[[], str]) -> None:
+        """Until cancelled, from the caller's event loop: ping the watchdog every half its
+        interval, and send `status()` whenever it changes (looked at every second)."""
+        if self.address is None:
             return
+        every = (
+            STATUS_EVERY_S if self.watchdog_s is None else min(STATUS_EVERY_S, self.watchdog_s / 2)
+        )
         while True:
-            self.send("WATCHDOG=1")
-            await anyio.sleep(self.watchdog_s / 2)
+            if self.watchdog_s is not None:
+                self.send("WATCHDOG=1")
+            now = status()
+            if now != self._status and self._status != "stopping":
+                self._status = now
+                self.send(f"STATUS={now}")
+            await anyio.sleep(every)
 
     def close(self) -> None:
         if self._socket is not None:

@@ -35,7 +35,9 @@ def service() -> Iterator[tuple[Path, socket.socket]]:
         (root / "nerve.yaml").write_text(
             "senses:\n  tick: {}\nreflexes:\n  - sense: tick\n    interval: 100ms\n"
         )
-        (root / "senses/tick.py").write_text("def compute(ctx):\n    return 1\n")
+        (root / "senses/tick").mkdir()
+        (root / "senses/tick/compute.py").write_text("def compute(ctx):\n    return 1\n")
+        assert run_nerve("validate", cwd=root).code == 0
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
             notify.bind(str(folder / "notify.sock"))
             yield root, notify
@@ -95,7 +97,7 @@ def test_a_notify_service_is_ready_once_it_serves_pings_its_watchdog_and_says_it
         ready = wait_for_field(notify, "READY")
         assert ready == {
             "READY": "1",
-            "STATUS": f"serving {root}",
+            "STATUS": f"serving {root}: 1 sense",
             "MAINPID": str(daemon.pid),  # `nerve daemon run` is the daemon itself
         }
         status = run_nerve("status", "--json", cwd=root)  # it serves once it says so
@@ -134,7 +136,7 @@ def test_nerve_start_names_the_daemon_as_the_main_process(
         ready = wait_for_field(notify, "READY", timeout=5)  # sent before `start` returned
         assert ready["MAINPID"] == (root / "nerve.pid").read_text().strip()
         assert f"(pid {ready['MAINPID']})" in started.out
-        assert received(notify, 1.0) is None  # no WATCHDOG_USEC: no pings
+        assert pings(notify, 1.5) == 0  # no WATCHDOG_USEC: no pings
     finally:
         assert run_nerve("stop", cwd=root).code == 0
 
@@ -157,3 +159,28 @@ def test_without_notify_socket_nothing_is_sent_and_it_runs_as_a_foreground_daemo
         assert daemon.stdout is not None
         assert daemon.stdout.read() == ""  # its lines are in logs/nerve.log
     assert "daemon stopped" in (root / "logs/nerve.log").read_text()
+
+
+def test_the_status_says_what_is_wrong_as_it_goes_wrong(
+    service: tuple[Path, socket.socket],
+) -> None:
+    """A sense whose module kills its worker at import: once its group has crash-looped, the
+    status systemd shows names it, as `nerve status` does."""
+    root, notify = service
+    (root / "nerve.yaml").write_text(
+        "senses:\n  tick: {}\n  doomed: {group: fragile}\n"
+        "reflexes:\n  - sense: tick\n    interval: 100ms\n"
+    )
+    (root / "senses/doomed").mkdir()
+    (root / "senses/doomed/compute.py").write_text("import os\nos._exit(3)\n")
+    with running([str(NERVE), "daemon", "run"], root, environment(notify)) as daemon:
+        ready = wait_for_field(notify, "READY")
+        assert ready["STATUS"] in (f"serving {root}: 2 senses", crash_looped("fragile"))
+        if ready["STATUS"] != crash_looped("fragile"):
+            assert wait_for_field(notify, "STATUS")["STATUS"] == crash_looped("fragile")
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(20) == 0
+
+
+def crash_looped(group: str) -> str:
+    return f"crash-looped, not respawning: {group} (see logs/nerve.log)"
