@@ -278,6 +278,7 @@ class WorkerInfo(_Message):
     restarts: StrictInt = 0
     # how its group's memory limit is enforced: "cgroup v1", "cgroup v2", "poll" (None: no limit)
     memory_limit: StrictStr | None = None
+    memory_limit_why: StrictStr | None = None  # why "poll": no cgroup could be used, or config
 
 
 class HealthResponse(OkResponse):

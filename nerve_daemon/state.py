@@ -42,6 +42,7 @@ class WorkerView:
     state: str
     restarts: int
     memory_limit: str | None = None  # how its memory limit is enforced (cgroup v1/v2, poll)
+    memory_limit_why: str | None = None  # why it is polled, when it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,7 @@ def snapshot(parts: Parts) -> KernelState:
                 str(each.state),
                 each.restarts,
                 each.memory_enforced_by,
+                each.memory_limit_why,
             )
         )
     for name, runner in parts.runners.items():
@@ -174,6 +176,7 @@ def render_health(state: KernelState) -> HealthResponse:
                 state=worker.state,
                 restarts=worker.restarts,
                 memory_limit=worker.memory_limit,
+                memory_limit_why=worker.memory_limit_why,
             )
             for worker in state.workers
         ],

@@ -104,7 +104,11 @@ def status(root: RootOption = None, as_json: JsonOption = False) -> None:
         ["worker", "kind", "state", "pid", "restarts"],
         [(w.name, w.kind, w.state, w.pid or "-", w.restarts) for w in health.workers],
     )
-    limited = [f"{w.name} ({w.memory_limit})" for w in health.workers if w.memory_limit]
+    limited = [
+        f"{w.name} ({w.memory_limit}{f': {w.memory_limit_why}' if w.memory_limit_why else ''})"
+        for w in health.workers
+        if w.memory_limit
+    ]
     if limited:
         say(f"memory limits enforced by: {', '.join(limited)}")
     fatal = [w.name for w in health.workers if w.state == "FATAL"]

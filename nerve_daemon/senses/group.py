@@ -131,6 +131,7 @@ class SenseGroup(Supervised):
         # Its `limits.memory`, and the cgroup that enforces it (set by the resource watch)
         self.memory_limit: int | None = None
         self.memory_cgroup: GroupCgroup | None = None
+        self.memory_polled_why: str | None = None  # why no cgroup enforces it, if none can
 
     # -- what the scheduler calls ----------------------------------------------------------------
 
@@ -179,6 +180,16 @@ class SenseGroup(Supervised):
         if cgroup is None or cgroup.limit is None or (worker is not None and worker.cgroup_error):
             return POLL
         return cgroup.method
+
+    @property
+    def memory_limit_why(self) -> str | None:
+        """Why its memory limit is polled rather than a cgroup's (None: it is not polled)."""
+        if self.memory_enforced_by != POLL:
+            return None
+        worker = self.worker
+        if worker is not None and worker.cgroup_error and self.memory_cgroup is not None:
+            return f"its worker could not join its cgroup: {worker.cgroup_error}"
+        return self.memory_polled_why
 
     def restart_over_limit(self, why: str) -> None:
         """Kill the worker because it is over a resource limit; it is respawned at once."""

@@ -111,9 +111,10 @@ class GroupCgroup:
 class MemoryCgroups:
     """The daemon's memory cgroups, or none (`method` is then "poll")."""
 
-    def __init__(self, own: Path | None, method: str) -> None:
+    def __init__(self, own: Path | None, method: str, why: str | None = None) -> None:
         self.own = own  # the memory cgroup the daemon is in
         self.method = method
+        self.why = why  # why a group's limit is polled rather than a cgroup's (None: it is not)
         self.base: Path | None = None  # nerve-<pid>-<n> below it, made when a group needs it
         self._files = _V1 if method == "cgroup v1" else _V2
         self._groups: dict[str, GroupCgroup] = {}
@@ -123,11 +124,15 @@ class MemoryCgroups:
     def find(cls, proc: Path = Path("/proc")) -> MemoryCgroups:
         """The memory cgroup this process is in, if it is writable (nothing is made in it yet);
         the cgroups of daemons no longer alive are removed from it."""
-        for method, own in own_memory_cgroups(proc):
+        found = own_memory_cgroups(proc)
+        for method, own in found:
             if os.access(own, os.W_OK):
                 _remove_stale(own)
                 return cls(own, method)
-        return cls(None, POLL)
+        if not found:
+            return cls(None, POLL, "no memory cgroup controller is mounted for nerve")
+        method, own = found[0]
+        return cls(None, POLL, f"its memory cgroup ({method} at {own}) is not writable by nerve")
 
     def group(self, name: str, limit: int | None) -> GroupCgroup | None:
         """`name`'s cgroup with `limit` (None: unlimited), made when missing; None when there
@@ -148,6 +153,7 @@ class MemoryCgroups:
                 cgroup.set_limit(limit)
         except OSError as exc:
             log.warning("group %s: no memory cgroup (%s): its limit is polled only", name, exc)
+            self.why = str(exc)
             return None
         return cgroup
 

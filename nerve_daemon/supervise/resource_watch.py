@@ -36,6 +36,7 @@ class Limited(Protocol):
     name: str
     memory_limit: int | None
     memory_cgroup: GroupCgroup | None
+    memory_polled_why: str | None
 
     @property
     def memory_enforced_by(self) -> str | None: ...
@@ -79,6 +80,9 @@ class ResourceWatch:
                 if group.memory_cgroup is not None and had is None and worker is not None:
                     _join(group.memory_cgroup, worker)  # a limit new to a running worker
             group.memory_limit = limit
+            group.memory_polled_why = (
+                "memory_by: poll" if limit is not None and by_cgroup is None else self.cgroups.why
+            )
         self._watched = {
             name: (groups[name], limit)
             for name, limit in limits.items()

@@ -100,6 +100,8 @@ def test_a_v2_cgroup_shared_with_other_processes_is_left_alone_and_the_limit_pol
     assert list(own.glob("nerve-*")) == []  # nothing made, nothing moved
     assert (own / "cgroup.subtree_control").read_text() == "\n"
     assert "also holds processes other than nerve's: 1 (" in caplog.text
+    assert cgroups.why is not None
+    assert "also holds processes other than nerve's: 1 (" in cgroups.why  # said in `health`
 
 
 def test_a_v2_cgroup_without_the_memory_controller_is_not_used(tmp_path: Path) -> None:
@@ -135,5 +137,9 @@ def test_on_a_hybrid_machine_the_v1_memory_hierarchy_is_used(tmp_path: Path) -> 
 
 def test_no_memory_cgroup_at_all_means_polling(tmp_path: Path) -> None:
     proc = fake_proc(tmp_path, "1:name=systemd:/\n", "")
-    assert MemoryCgroups.find(proc).method == POLL
+    cgroups = MemoryCgroups.find(proc)
+    assert (cgroups.method, cgroups.why) == (
+        POLL,
+        "no memory cgroup controller is mounted for nerve",
+    )
     assert MemoryCgroups.find(tmp_path / "nowhere").method == POLL

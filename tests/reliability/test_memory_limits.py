@@ -87,12 +87,15 @@ def test_a_memory_cgroup_stops_a_fast_allocation_within_five_percent_of_the_limi
     assert [child.name for child in made.iterdir() if child.is_dir()] == ["group-walled"]
     status = run_nerve("status", cwd=root)
     [method] = {m for m, _ in own_memory_cgroups(Path("/proc"))} & {"cgroup v1", "cgroup v2"}
-    assert f"memory limits enforced by: walled ({method}), polled (poll)" in status.out, status.out
+    assert (
+        f"memory limits enforced by: walled ({method}), polled (poll: memory_by: poll)"
+        in status.out
+    ), status.out
     workers = json.loads(run_nerve("status", "--json", cwd=root).out)["workers"]
-    assert {w["name"]: w.get("memoryLimit") for w in workers} == {
-        "fork-server": None,
-        "walled": method,
-        "polled": "poll",
+    assert {w["name"]: (w.get("memoryLimit"), w.get("memoryLimitWhy")) for w in workers} == {
+        "fork-server": (None, None),
+        "walled": (method, None),
+        "polled": ("poll", "memory_by: poll"),
     }
     for sense in ("walled", "polled"):
         assert run_nerve("sense", "trigger", sense, cwd=root).code == 0
