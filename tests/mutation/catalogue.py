@@ -475,8 +475,9 @@ MUTATIONS = [
         "systemd: ready once the kernel serves",
         "ready before it started",
         SERVICE,
-        '            await group.start(kernel.run)\n            notify.ready(f"serving {workspace.root}")\n',
-        '            notify.ready(f"serving {workspace.root}")\n            await group.start(kernel.run)\n',
+        "            await group.start(kernel.run)\n            notify.ready(status_line(kernel))\n",
+        '            notify.ready(f"serving {workspace.root}: 1 sense")\n'
+        "            await group.start(kernel.run)\n",
         ["tests/e2e/test_systemd.py"],
     ),
     Mutation(
