@@ -1,11 +1,14 @@
 """Salvage a logs.db with damaged pages: every row SQLite can still read, into a fresh logs.db.
 
-The rows of each table are read in rowid order, with SQLite's `cell_size_check` on (a page whose
-cells point out of bounds is an error, not rows of garbage). Where a read fails, the
-next readable rowid is found by probing ahead (1, 2, 4, ... rowids on, then halving back), so only
-the rows on the damaged pages are skipped; the ranges skipped are reported. The fresh file gets
-nerve's schema first, then the rows (logs keep their ids); it is checked and fsynced, then the
-damaged file is moved aside (`logs.db.damaged`) and the fresh one renamed into its place.
+The rows of each table are read in rowid order, with SQLite's `cell_size_check` on. A damaged
+page may raise, or give garbage rows without an error (rowids out of order, or past the table's
+last, read down the b-tree's right edge) and end the scan early: either is a read that failed.
+Where a read fails, the next readable rowid is found by probing ahead (1, 2, 4, ... rowids on,
+then halving back), so only the rows on the damaged pages are skipped; the ranges skipped are
+reported. The fresh file gets nerve's schema first, then the rows (logs keep their ids); it is
+checked and fsynced, then the damaged file is moved aside (`logs.db.damaged`) and the fresh one
+renamed into its place.
+
 The daemon must be stopped: the caller holds the workspace's lock.
 """
 
@@ -43,7 +46,7 @@ def recover_logs_db(path: Path) -> RecoverReport:
     if not path.is_file():
         raise StoreError(f"there is no logs.db to recover at {path}")
     source = sqlite3.connect(path)
-    source.execute("PRAGMA cell_size_check = ON")  # a garbled page raises, not gives garbage rows
+    source.execute("PRAGMA cell_size_check = ON")  # more garbled pages raise, fewer give garbage
     try:
         tables = {name for (name,) in source.execute("SELECT name FROM sqlite_master")}
     except sqlite3.DatabaseError as exc:
@@ -116,9 +119,13 @@ def _copy(
 def _readable(
     source: sqlite3.Connection, select: str, table: str, report: RecoverReport
 ) -> Iterator[list[tuple[object, ...]]]:
-    """Batches of the rows that can be read, in rowid order; what cannot, in `report.skipped`."""
+    """Batches of the rows that can be read, in rowid order; what cannot, in `report.skipped`.
+    A damaged page may raise, or may end the scan early without an error (its cells point into
+    the page's header, say): the table's last rowid, read down the b-tree's right edge, tells
+    an early end from the real one."""
     after = -_MAX_ROWID - 1  # the last rowid read or skipped
     resumed_at = after  # where reading last resumed: failing there again, look past it
+    last = _last_rowid(source, table)
     while True:
         try:
             rows = _ascending(
@@ -126,25 +133,43 @@ def _readable(
                     f"{select} WHERE rowid >= ? ORDER BY rowid LIMIT {_BATCH}", (after + 1,)
                 ).fetchall(),
                 after,
+                last,
             )
         except sqlite3.DatabaseError:
-            rows = _row_by_row(source, select, after)
-            if not rows:  # the very next row cannot be read: skip to the next one that can
-                resumed = _next_readable(source, select, max(after, resumed_at))
-                skipped = report.skipped.setdefault(table, [])
-                if resumed is None:
-                    skipped.append((after + 1, None))
-                    return
-                if skipped and skipped[-1][1] == after:  # the same damage, looked past
-                    skipped[-1] = (skipped[-1][0], resumed - 1)
-                else:
-                    skipped.append((after + 1, resumed - 1))
-                after, resumed_at = resumed - 1, resumed
-                continue
-        if not rows:
-            return
+            rows = _row_by_row(source, select, after, last)
+        else:
+            if not rows and (last is None or last <= after):
+                return  # the end of the table
+        if not rows:  # the very next row cannot be read: skip to the next one that can
+            resumed = _next_readable(source, select, max(after, resumed_at), last)
+            skipped = report.skipped.setdefault(table, [])
+            if resumed is None:
+                skipped.append((after + 1, None))
+                return
+            if skipped and skipped[-1][1] == after:  # the same damage, looked past
+                skipped[-1] = (skipped[-1][0], resumed - 1)
+            else:
+                skipped.append((after + 1, resumed - 1))
+            after, resumed_at = resumed - 1, resumed
+            continue
         yield rows
         after = cast(int, rows[-1][0])
+
+
+def _last_rowid(source: sqlite3.Connection, table: str) -> int | None:
+    """The table's largest rowid, read down the b-tree's right edge; None if it has no row, or
+    that cannot be read, or gives garbage (a damaged last page: a row found after it)."""
+    try:
+        row = source.execute(f'SELECT max(rowid) FROM "{table}"').fetchone()
+        if row is None or row[0] is None:
+            return None
+        last = cast(int, row[0])
+        after = source.execute(
+            f'SELECT rowid FROM "{table}" WHERE rowid > ? ORDER BY rowid LIMIT 1', (last,)
+        ).fetchone()
+    except sqlite3.DatabaseError:
+        return None
+    return last if after is None else None
 
 
 def _note_gaps(target: sqlite3.Connection, report: RecoverReport) -> None:
@@ -160,11 +185,14 @@ def _note_gaps(target: sqlite3.Connection, report: RecoverReport) -> None:
         report.skipped["logs"] = sorted(known + seen, key=lambda span: span[0])
 
 
-def _ascending(rows: list[tuple[object, ...]], after: int) -> list[tuple[object, ...]]:
-    """`rows` up to the first whose rowid does not rise: a damaged page can give rows out of
-    order without an error, and reading on from them could go round in circles."""
+def _ascending(
+    rows: list[tuple[object, ...]], after: int, last: int | None
+) -> list[tuple[object, ...]]:
+    """`rows` up to the first whose rowid does not rise, or passes the table's last: a damaged
+    page can give rows out of order, or garbage, without an error (and reading on from them
+    could go round in circles, or jump past the rows after the page)."""
     for index, row in enumerate(rows):
-        if cast(int, row[0]) <= after:
+        if not after < cast(int, row[0]) <= (_MAX_ROWID if last is None else last):
             if index == 0:
                 raise sqlite3.DatabaseError("rows out of rowid order")
             return rows[:index]
@@ -172,8 +200,10 @@ def _ascending(rows: list[tuple[object, ...]], after: int) -> list[tuple[object,
     return rows
 
 
-def _row_by_row(source: sqlite3.Connection, select: str, after: int) -> list[tuple[object, ...]]:
-    """The rows after `after` up to the first that cannot be read."""
+def _row_by_row(
+    source: sqlite3.Connection, select: str, after: int, last: int | None
+) -> list[tuple[object, ...]]:
+    """The rows after `after` up to the first that cannot be read (or is garbage)."""
     rows: list[tuple[object, ...]] = []
     while len(rows) < _BATCH:
         start = after if not rows else cast(int, rows[-1][0])
@@ -183,44 +213,45 @@ def _row_by_row(source: sqlite3.Connection, select: str, after: int) -> list[tup
             ).fetchone()
         except sqlite3.DatabaseError:
             break
-        if row is None or cast(int, row[0]) <= start:
+        if row is None or not start < cast(int, row[0]) <= (_MAX_ROWID if last is None else last):
             break
         rows.append(row)
     return rows
 
 
-def _next_readable(source: sqlite3.Connection, select: str, after: int) -> int | None:
-    """The rowid of the first row after `after` that can be read; None if none after it can."""
+def _next_readable(
+    source: sqlite3.Connection, select: str, after: int, last: int | None
+) -> int | None:
+    """The rowid of the first row after `after` that can be read (up to `last`, the table's
+    last rowid, when known); None if none after it can."""
 
-    def readable_from(rowid: int) -> bool:
+    def first_from(rowid: int) -> int | None:
         try:
-            source.execute(f"{select} WHERE rowid >= ? ORDER BY rowid LIMIT 1", (rowid,)).fetchone()
+            row = source.execute(
+                f"{select} WHERE rowid >= ? ORDER BY rowid LIMIT 1", (rowid,)
+            ).fetchone()
         except sqlite3.DatabaseError:
-            return False
-        return True
+            return None
+        if row is None or not rowid <= cast(int, row[0]) <= cap:
+            return None  # nothing, or garbage (out of order, past the last rowid)
+        return cast(int, row[0])
 
+    cap = _MAX_ROWID // 2 if last is None else last
+    if cap <= after:
+        return None
     step = 1
-    while not readable_from(after + 1 + step):
-        if after + 1 + step >= _MAX_ROWID // 2:
+    while first_from(probe := min(after + step, cap)) is None:  # ahead by 1, 2, 4, ... rowids
+        if probe >= cap:
             return None
         step *= 2
-    low, high = (
-        after + 1 + step // 2,
-        after + 1 + step,
-    )  # low fails (or is the first try), high works
-    while low < high:
+    low, high = max(after + 1, after + step // 2), probe  # nothing from low on? high reads
+    while low < high:  # back to the first rowid from which a row reads
         middle = (low + high) // 2
-        if readable_from(middle):
-            high = middle
-        else:
+        if first_from(middle) is None:
             low = middle + 1
-    try:
-        first = source.execute(
-            f"{select} WHERE rowid >= ? ORDER BY rowid LIMIT 1", (high,)
-        ).fetchone()
-    except sqlite3.DatabaseError:
-        return high
-    return None if first is None else max(high, cast(int, first[0]))
+        else:
+            high = middle
+    return first_from(high)
 
 
 def _aside(path: Path) -> Path:

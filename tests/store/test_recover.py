@@ -25,7 +25,12 @@ def filled(path: Path) -> Path:
     return path
 
 
-def garble_leaf(path: Path, which: float) -> tuple[int, int]:
+OUT_OF_RANGE = "out-of-range"  # every cell pointer past the page's end: SQLite raises
+INTO_HEADER = "into-header"  # every one at the pointer array: garbage rows, no error, and a
+# plain scan of the table ends there, as if the rows after it were not there
+
+
+def garble_leaf(path: Path, which: float, how: str = OUT_OF_RANGE) -> tuple[int, int]:
     """Garble the cell pointers of the logs leaf at `which` (0..1) of the table; the ids it held."""
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         size = db.execute("PRAGMA page_size").fetchone()[0]
@@ -40,9 +45,10 @@ def garble_leaf(path: Path, which: float) -> tuple[int, int]:
         cells = db.execute(
             "SELECT ncell FROM dbstat WHERE name = 'logs' AND pageno = ?", (page,)
         ).fetchone()[0]
+    pointer = b"\xff\xff" if how == OUT_OF_RANGE else (8 + 2 * cells - 2).to_bytes(2, "big")
     with path.open("r+b") as data:
         data.seek((page - 1) * size + 8)
-        data.write(b"\xff" * 2 * cells)  # every cell pointer out of range
+        data.write(pointer * cells)
     return len(ids), cells
 
 
@@ -52,12 +58,13 @@ def ids(path: Path) -> list[int]:
         return [row[0] for row in db.execute("SELECT id FROM logs ORDER BY id")]
 
 
+@pytest.mark.parametrize("how", [OUT_OF_RANGE, INTO_HEADER])
 @pytest.mark.parametrize("which", [0.5, 1.0], ids=["middle", "last"])
 def test_only_the_rows_of_a_damaged_page_are_lost_and_the_damaged_file_is_kept_aside(
-    tmp_path: Path, which: float
+    tmp_path: Path, which: float, how: str
 ) -> None:
     path = filled(tmp_path / "logs.db")
-    total, on_page = garble_leaf(path, which)
+    total, on_page = garble_leaf(path, which, how)
     assert quick_check(path) != []  # damaged, as SQLite sees it
     report = recover_logs_db(path)
     kept = ids(path)
