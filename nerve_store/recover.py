@@ -2,7 +2,8 @@
 
 The rows of each table are read in rowid order, with SQLite's `cell_size_check` on. A damaged
 page may raise, or give garbage rows without an error (rowids out of order, or past the table's
-last, read down the b-tree's right edge) and end the scan early: either is a read that failed.
+last, read down the b-tree's right edge, which would end the scan there): either is a read that
+failed.
 Where a read fails, the next readable rowid is found by probing ahead (1, 2, 4, ... rowids on,
 then halving back), so only the rows on the damaged pages are skipped; the ranges skipped are
 reported. The fresh file gets nerve's schema first, then the rows (logs keep their ids); it is
@@ -120,9 +121,8 @@ def _readable(
     source: sqlite3.Connection, select: str, table: str, report: RecoverReport
 ) -> Iterator[list[tuple[object, ...]]]:
     """Batches of the rows that can be read, in rowid order; what cannot, in `report.skipped`.
-    A damaged page may raise, or may end the scan early without an error (its cells point into
-    the page's header, say): the table's last rowid, read down the b-tree's right edge, tells
-    an early end from the real one."""
+    A damaged page may raise, or give garbage rows without an error (its cells pointing into the
+    page's header, say): a rowid past the table's last is one, not a row to read on from."""
     after = -_MAX_ROWID - 1  # the last rowid read or skipped
     resumed_at = after  # where reading last resumed: failing there again, look past it
     last = _last_rowid(source, table)
@@ -138,7 +138,7 @@ def _readable(
         except sqlite3.DatabaseError:
             rows = _row_by_row(source, select, after, last)
         else:
-            if not rows and (last is None or last <= after):
+            if not rows:
                 return  # the end of the table
         if not rows:  # the very next row cannot be read: skip to the next one that can
             resumed = _next_readable(source, select, max(after, resumed_at), last)

@@ -181,15 +181,6 @@ MUTATIONS = [
         ["tests/reliability/test_corrupt_files.py"],
     ),
     Mutation(
-        "recover: a damaged page that ends the scan early is looked past",
-        "the early end taken for the table's",
-        "nerve_store/recover.py",
-        "            if not rows and (last is None or last <= after):\n",
-        "            if not rows:\n",
-        ["tests/store/test_recover.py"],
-        durability=True,
-    ),
-    Mutation(
         "recover: garbage rowids past the table's last are not taken for rows",
         "any rising rowid taken",
         "nerve_store/recover.py",
