@@ -14,8 +14,8 @@ moves. At stop the daemon moves back and the controller is handed back.
 
 Where no memory cgroup is usable (no permission, no memory controller, a v2 cgroup shared with
 other processes), the polling is all there is: `health` says which, per group worker
-(`memoryLimit`), and nerve.log why. Cgroups left by a daemon that was killed are removed at the
-next start.
+(`memoryLimit`), and why (`memoryLimitWhy`, from `why` here). Cgroups left by a daemon that was
+killed are removed at the next start.
 """
 
 from __future__ import annotations
