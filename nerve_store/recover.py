@@ -63,9 +63,10 @@ def recover_logs_db(path: Path) -> RecoverReport:
     report = RecoverReport()
     with contextlib.closing(source), contextlib.closing(sqlite3.connect(fresh)) as target:
         for table in metadata.sorted_tables:
-            columns = _shared_columns(source, target, table.name)
+            name = str(table.name)  # a plain str: orjson refuses the subclass SQLAlchemy gives
+            columns = _shared_columns(source, target, name)
             if columns:
-                _copy(source, target, table.name, columns, report)
+                _copy(source, target, name, columns, report)
         target.commit()
         _note_gaps(target, report)
         if target.execute("PRAGMA integrity_check").fetchall() != [("ok",)]:

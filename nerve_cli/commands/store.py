@@ -114,7 +114,9 @@ def recover(root: RootOption = None, as_json: JsonOption = False) -> None:
     kept = ", ".join(f"{table} {count:,}" for table, count in report.kept.items() if count)
     say(f"logs.db recovered: rows kept: {kept}")
     for table, ranges in report.skipped.items():
-        spans = ", ".join(f"{a}–{'end' if b is None else b}" for a, b in ranges)
+        spans = ", ".join(
+            f"{'start' if a <= -(2**63) + 1 else a}–{'end' if b is None else b}" for a, b in ranges
+        )
         say(f"  {table}: {counted(len(ranges), 'range')} of rowids could not be read: {spans}")
     for table, count in report.refused.items():
         say(f"  {table}: {counted(count, 'row')} read but refused (a constraint broken)")

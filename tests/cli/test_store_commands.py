@@ -255,3 +255,23 @@ def test_store_archive_syncs_each_file_and_its_folder_before_it_deletes_the_rows
         "WAL write", lambda c: "logs.db-wal>" in c and c.startswith(("pwrite64(", "write("))
     )
     assert synced < renamed < dir_synced < deleted, calls
+
+
+def test_store_recover_names_a_damaged_first_page_from_the_start_and_answers_json(
+    workspace: Path,
+) -> None:
+    """The rows before the first readable one have no rowid to name: `start`. `--json` prints
+    the same report (it failed with a traceback: the table names were SQLAlchemy's str
+    subclass, which orjson refuses as keys)."""
+    from ..store.test_recover import filled, garble_leaf
+
+    logs_db = Workspace(workspace).logs_db
+    logs_db.parent.mkdir(parents=True, exist_ok=True)
+    _, on_page = garble_leaf(filled(logs_db), 0.0)
+    repaired = run_nerve("store", "recover", cwd=workspace)
+    assert repaired.code == 0, repaired.err
+    assert f"logs: 1 range of rowids could not be read: start–{on_page}" in repaired.out
+    again = run_nerve("store", "recover", "--json", cwd=workspace)
+    assert again.code == 0, again.err
+    recovered = json.loads(again.out)
+    assert (recovered["kept"]["logs"], recovered["skipped"]) == (3_000 - on_page, {})
