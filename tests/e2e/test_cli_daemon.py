@@ -184,3 +184,38 @@ def test_status_shows_an_idle_workflow_without_a_worker_and_a_trigger_starts_one
         dev.send_signal(signal.SIGINT)
         dev.communicate(timeout=30)
     assert dev.returncode == 0
+
+
+def test_reload_plan_then_reload_with_reload_manual_through_the_cli(short_root: Path) -> None:
+    """`reload: manual`: a changed nerve.yaml waits; `nerve reload --plan` says what a reload
+    would do and changes nothing; `nerve reload` applies it; both in text and `--json`."""
+    config = short_root / "nerve.yaml"
+    config.write_text("reload: manual\n" + config.read_text())
+    dev = start_dev(short_root)
+    try:
+        read_until(dev, "ready:")
+        config.write_text(config.read_text().replace("  a: {}\n", "  a: {}\n  b: {}\n"))
+        (short_root / "senses/b").mkdir()
+        (short_root / "senses/b/compute.py").write_text("def compute(ctx):\n    return 2\n")
+
+        planned = run_nerve("reload", "--plan", "--json", cwd=short_root)
+        assert planned.code == 0, planned.err
+        plan = json.loads(planned.out)
+        assert (plan["applied"], plan["plan"]["senses"]["added"]) == (False, ["b"])
+        text = run_nerve("reload", "--plan", cwd=short_root)
+        assert text.code == 0, text.err
+        assert text.out.startswith("a reload would:\n"), text.out
+        names = json.loads(run_nerve("status", "--json", cwd=short_root).out)["senseNames"]
+        assert names == ["a"]  # nothing changed yet
+
+        applied = run_nerve("reload", "--json", cwd=short_root)
+        assert applied.code == 0, applied.err
+        assert json.loads(applied.out)["applied"] is True
+        names = json.loads(run_nerve("status", "--json", cwd=short_root).out)["senseNames"]
+        assert names == ["a", "b"]
+        again = run_nerve("reload", cwd=short_root)
+        assert again.out == "nothing to reload: the daemon runs the workspace as it is\n"
+    finally:
+        dev.send_signal(signal.SIGINT)
+        dev.communicate(timeout=30)
+    assert dev.returncode == 0

@@ -109,6 +109,11 @@ def test_explain_with_the_daemon_running_and_after_it_stopped(root: Path) -> Non
     delivered = run_nerve("explain", "signal", signal_a, cwd=root)
     assert f"signal {signal_a} from a" in delivered.out
     assert "b: computed for it: signal" in delivered.out
+    as_json = run_nerve("explain", "signal", signal_a, "--json", cwd=root)
+    assert as_json.code == 0, as_json.err
+    doc = json.loads(as_json.out)
+    assert (doc["signal"], doc["source"], doc["subscribers"]) == (signal_a, "a", ["b"])
+    assert doc["deliveries"][0]["decisions"][0]["reason"] == "ran"
 
     assert run_nerve("stop", cwd=root).code == 0
     after = json.loads(run_nerve("explain", "run", run_id, "--json", cwd=root).out)
