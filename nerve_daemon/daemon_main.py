@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 
 import anyio
@@ -76,7 +77,7 @@ def _run(config: NerveConfig, workspace: Workspace) -> int:
     workspace.pid_path.write_text(f"{os.getpid()}\n")
     log.info("daemon starting: pid %s, workspace %s", os.getpid(), workspace.root)
     try:
-        anyio.run(serve, config, workspace)
+        anyio.run(partial(serve, config, workspace, reload_on_hangup=True))
     except NerveError as exc:
         log.error("nerve daemon: %s", exc)
         return 1

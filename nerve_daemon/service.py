@@ -29,6 +29,9 @@ from .state import KernelState
 
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 5
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+log = logging.getLogger("nerve")
 
 
 class WorkspaceBusy(NerveError):
@@ -87,26 +90,34 @@ async def serve(
     workspace: Workspace,
     on_row: Callable[[LogRow], None] | None = None,
     on_ready: Callable[[Kernel], None] | None = None,
+    *,
+    reload_on_hangup: bool = False,
 ) -> None:
-    """Run a kernel for `workspace` until SIGINT or SIGTERM, then stop it gracefully."""
+    """Run a kernel for `workspace` until SIGINT or SIGTERM (or SIGHUP, as a terminal closing
+    does, unless `reload_on_hangup`), then stop it gracefully. With `reload_on_hangup` (the
+    daemon), SIGHUP reloads as `nerve reload` does, as `systemctl reload` expects."""
     check_socket_path(workspace.socket_path)  # before any worker starts
     notify = Notifier.from_environment()  # before any worker starts too: they do not inherit it
     kernel = Kernel(
         config, workspace.root, KernelOptions(on_row=on_row, serve_ipc=True, watch_files=True)
     )
+    ready = anyio.Event()
     try:
         async with anyio.create_task_group() as group:
 
-            async def stop_on_signal() -> None:
-                with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async def on_signal() -> None:
+                with anyio.open_signal_receiver(*_SIGNALS) as signals:
                     async for received in signals:
-                        name = signal.Signals(received).name
-                        logging.getLogger("nerve").info("received %s", name)
-                        notify.stopping()
-                        kernel.stop()
+                        log.info("received %s", signal.Signals(received).name)
+                        if received == signal.SIGHUP and reload_on_hangup:
+                            await _reload(kernel, notify, ready)
+                        else:
+                            notify.stopping()
+                            kernel.stop()
 
-            group.start_soon(stop_on_signal)
+            group.start_soon(on_signal)
             await group.start(kernel.run)
+            ready.set()
             notify.ready(status_line(kernel))
             group.start_soon(notify.watch, partial(status_line, kernel))
             if on_ready is not None:
@@ -115,6 +126,24 @@ async def serve(
             group.cancel_scope.cancel()  # the signal receiver, the watchdog: nothing left to do
     finally:
         notify.close()
+
+
+async def _reload(kernel: Kernel, notify: Notifier, ready: anyio.Event) -> None:
+    """SIGHUP to the daemon: `nerve reload`, said to systemd as a reload (`Type=notify-reload`);
+    one that fails is logged, and the daemon runs on as it was."""
+    if not ready.is_set():
+        log.info("SIGHUP before nerve was ready: nothing to reload yet")
+        return
+    notify.reloading()
+    try:
+        plan = await kernel.reload()
+    except Exception:  # no signal may stop the daemon
+        log.exception("the reload on SIGHUP failed: the running configuration stays")
+    else:  # an invalid nerve.yaml is said by the reload itself (nerve.log, a config.error row)
+        if plan["empty"]:
+            log.info("reload on SIGHUP: nothing changed")
+    finally:
+        notify.ready(status_line(kernel))
 
 
 def status_line(kernel: Kernel) -> str:

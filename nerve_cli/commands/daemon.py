@@ -50,7 +50,8 @@ def start(root: RootOption = None) -> None:
 def run(root: RootOption = None) -> None:
     """Run the daemon in the foreground, as `nerve start` runs it in the background (its log in
     logs/nerve.log, nothing on the terminal): for a service manager. Under systemd it is a
-    `Type=notify` service: ready once it serves, and it pings `WatchdogSec=`."""
+    `Type=notify` service: ready once it serves, and it pings `WatchdogSec=`. SIGHUP reloads
+    (`nerve reload`), SIGTERM stops it gracefully."""
     from nerve_daemon.daemon_main import main
 
     from ..workspace import find_workspace

@@ -1,9 +1,10 @@
 """systemd's service notifications (sd_notify(3)), for nerve run as a `Type=notify` service:
 `READY=1` once the kernel serves (its socket answers, every worker started), `WATCHDOG=1` from
 the kernel's own loop every second or every half `WatchdogSec=` if shorter (a loop that hangs
-stops them, and systemd restarts the service), `STOPPING=1` when a graceful stop begins, and a
-`STATUS=` line saying what it does or what is wrong (a stalled logs.db, a crash-looped worker),
-sent as it changes, which `systemctl status` shows.
+stops them, and systemd restarts the service), `RELOADING=1` and `READY=1` around a reload on
+SIGHUP, `STOPPING=1` when a graceful stop begins, and a `STATUS=` line saying what it does or
+what is wrong (a stalled logs.db, a crash-looped worker), sent as it changes, which `systemctl
+status` shows.
 
 Nothing is sent without `NOTIFY_SOCKET` in the environment. The variables are taken out of it
 as they are read, so the workers and what they start do not inherit them. The protocol is a
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, MutableMapping
 
 import anyio
@@ -66,6 +68,12 @@ class Notifier:
     def ready(self, status: str) -> None:
         self._status = status
         self.send("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
+
+    def reloading(self) -> None:
+        """A reload begins (`READY=1` again when it ends): what `Type=notify-reload` waits for."""
+        self._status = "reloading"
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading")
 
     def stopping(self) -> None:
         self._status = "stopping"

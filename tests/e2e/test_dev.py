@@ -103,6 +103,20 @@ def test_nerve_dev_shows_signals_live_and_stops_gracefully_on_ctrl_c(
     assert "[group:beat] beat 0" in log_text
 
 
+def test_a_closed_terminal_stops_nerve_dev_gracefully_too(
+    dev: subprocess.Popen[str], dev_root: Path
+) -> None:
+    """SIGHUP (the terminal went away) is a graceful stop, not the abrupt end it is by default:
+    the daemon's reload signal means nothing to a foreground run."""
+    read_until(dev, "ready:")
+    dev.send_signal(signal.SIGHUP)
+    out, err = dev.communicate(timeout=30)
+    assert dev.returncode == 0, err
+    assert out.rstrip().endswith("stopped")
+    with LogStore.open_readonly(dev_root / "data/logs.db") as store:
+        assert [row.type for row in store.logs(limit=10_000)][-1] == "kernel.stop"
+
+
 def test_a_second_nerve_in_the_same_workspace_is_refused(
     dev: subprocess.Popen[str], dev_root: Path
 ) -> None:

@@ -184,3 +184,40 @@ def test_the_status_says_what_is_wrong_as_it_goes_wrong(
 
 def crash_looped(group: str) -> str:
     return f"crash-looped, not respawning: {group} (see logs/nerve.log)"
+
+
+def test_sighup_reloads_the_daemon_as_nerve_reload_and_says_so_to_systemd(
+    service: tuple[Path, socket.socket],
+) -> None:
+    """`systemctl reload` (or `Type=notify-reload`) sends SIGHUP: with `reload: manual`, what
+    waits is applied, `RELOADING=1` (with its monotonic time) then `READY=1`; a nerve.yaml
+    broken meanwhile is said in the log and the running configuration stays."""
+    root, notify = service
+    config = root / "nerve.yaml"
+    config.write_text("reload: manual\n" + config.read_text())
+    with running([str(NERVE), "daemon", "run"], root, environment(notify)) as daemon:
+        wait_for_field(notify, "READY")
+        (root / "senses/tock").mkdir()
+        (root / "senses/tock/compute.py").write_text("def compute(ctx):\n    return 2\n")
+        config.write_text(config.read_text().replace("  tick: {}\n", "  tick: {}\n  tock: {}\n"))
+        sent = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        daemon.send_signal(signal.SIGHUP)
+        reloading = wait_for_field(notify, "RELOADING")
+        assert reloading["STATUS"] == "reloading"
+        assert sent <= int(reloading["MONOTONIC_USEC"]) <= sent + 30_000_000
+        assert wait_for_field(notify, "READY")["STATUS"] == f"serving {root}: 2 senses"
+        status = json.loads(run_nerve("status", "--json", cwd=root).out)
+        assert (status["pid"], status["senseNames"]) == (daemon.pid, ["tick", "tock"])
+
+        config.write_text(config.read_text() + "nonsense: [\n")
+        daemon.send_signal(signal.SIGHUP)
+        wait_for_field(notify, "RELOADING")
+        wait_for_field(notify, "READY")
+        assert json.loads(run_nerve("status", "--json", cwd=root).out)["senseNames"] == [
+            "tick",
+            "tock",
+        ]
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(20) == 0
+    log = (root / "logs/nerve.log").read_text()
+    assert "nerve.yaml changed and is invalid; the running config stays:\nnerve.yaml:9:" in log
