@@ -481,6 +481,14 @@ MUTATIONS = [
         ["tests/e2e/test_systemd.py"],
     ),
     Mutation(
+        "signals: SIGHUP reloads the daemon and stops nerve dev gracefully",
+        "not handled (the default: the process dies)",
+        SERVICE,
+        "_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)\n",
+        "_SIGNALS = (signal.SIGINT, signal.SIGTERM)\n",
+        ["tests/e2e/test_systemd.py", "tests/e2e/test_dev.py"],
+    ),
+    Mutation(
         "systemd: workers do not inherit the notification variables",
         "left in the environment",
         NOTIFY,
