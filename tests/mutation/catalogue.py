@@ -475,9 +475,9 @@ MUTATIONS = [
         "systemd: ready once the kernel serves",
         "ready before it started",
         SERVICE,
-        "            await group.start(kernel.run)\n            notify.ready(status_line(kernel))\n",
+        "            await group.start(kernel.run)\n            ready.set()\n",
         '            notify.ready(f"serving {workspace.root}: 1 sense")\n'
-        "            await group.start(kernel.run)\n",
+        "            await group.start(kernel.run)\n            ready.set()\n",
         ["tests/e2e/test_systemd.py"],
     ),
     Mutation(
