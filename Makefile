@@ -43,11 +43,11 @@ unit: $(STAMP) tools
 test: lint types unit
 
 # The fault-injection suite at full counts (thousands of fuzzed lines, 1,000 acknowledged runs
-# through daemon kills, 50 worker kills, 250 power cuts (~25 min), ...), and the soak alone at its
-# full minute. `make test`
-# runs each of them short, with the same assertions.
+# through daemon kills, 50 worker kills, 250 power cuts (~25 min), ...), with the soak at its full
+# load for a minute (its hours are `make soak`'s). `make test` runs each of them short, with the
+# same assertions.
 faults: $(STAMP) tools
-	NERVE_FULL=1 $(BIN)/pytest -n 2 tests/reliability
+	NERVE_FULL=1 NERVE_SOAK_SECONDS=60 $(BIN)/pytest -n 2 tests/reliability
 
 # The soak for 6 hours (NERVE_SOAK_SECONDS=7200 make soak: two hours), a line every 10 minutes.
 soak: $(STAMP)
